@@ -1,0 +1,138 @@
+//! Per-stage throughput: inflate, frame, RAW decode, transform, COPY encode. Deterministic
+//! generated data (`ingestor::sample`), throughput in bytes of JSON and in records.
+//!
+//! `cargo bench --bench stages`
+
+use std::hint::black_box;
+use std::io::Read;
+
+use arrow::record_batch::RecordBatch;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ingestor::decode::{Framer, Frames, RawBatcher, SourceName};
+use ingestor::sample::{SampleConfig, write_sample};
+use ingestor::sink::{CopyEncoder, PgType};
+use ingestor::transform::{Transform, TransformSql};
+
+/// Records per measured input (~7.4 MB of JSON).
+const RECORDS: u64 = 10_000;
+const BATCH: usize = 8192;
+
+fn json() -> Vec<u8> {
+    let config = SampleConfig { records: RECORDS, gzip: false, ..SampleConfig::default() };
+    let mut out = Vec::new();
+    write_sample(&config, &mut out).unwrap();
+    out
+}
+
+fn gzipped() -> Vec<u8> {
+    let config = SampleConfig { records: RECORDS, gzip: true, ..SampleConfig::default() };
+    let mut out = Vec::new();
+    write_sample(&config, &mut out).unwrap();
+    out
+}
+
+fn source() -> SourceName {
+    SourceName { bucket: "bench".into(), key: "logs/2024/11/05/part-0000.json.gz".into() }
+}
+
+/// frame + RAW decode of a whole input, batch by batch.
+fn decode(input: &[u8]) -> Vec<RecordBatch> {
+    let mut framer = Framer::new();
+    let mut frames = Frames::new();
+    let mut batcher = RawBatcher::new(source(), BATCH).unwrap();
+    let mut rejects = Vec::new();
+    let mut batches = Vec::new();
+    for piece in input.chunks(64 * 1024) {
+        framer.push(piece, &mut frames).unwrap();
+        if frames.len() >= BATCH {
+            batches.extend(batcher.convert(&frames, 0, &mut rejects).unwrap());
+            frames.clear();
+        }
+    }
+    framer.finish(&mut frames).unwrap();
+    batches.extend(batcher.convert(&frames, 0, &mut rejects).unwrap());
+    batches
+}
+
+fn stages(c: &mut Criterion) {
+    let json = json();
+    let gz = gzipped();
+    let mut group = c.benchmark_group("stages");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(json.len() as u64));
+
+    group.bench_function("inflate", |b| {
+        b.iter(|| {
+            let mut decoder = flate2::read::MultiGzDecoder::new(&gz[..]);
+            let mut out = Vec::with_capacity(json.len());
+            decoder.read_to_end(&mut out).unwrap();
+            black_box(out.len())
+        })
+    });
+    group.bench_function("frame", |b| {
+        b.iter(|| {
+            let mut framer = Framer::new();
+            let mut frames = Frames::new();
+            let mut count = 0;
+            for piece in json.chunks(64 * 1024) {
+                framer.push(piece, &mut frames).unwrap();
+                count += frames.len();
+                frames.clear();
+            }
+            black_box(count)
+        })
+    });
+    group.bench_function("frame+raw_decode", |b| b.iter(|| black_box(decode(&json).len())));
+
+    let raw = decode(&json);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut transform = runtime.block_on(Transform::plan(&TransformSql::builtin(), BATCH)).unwrap();
+    group.bench_function("transform", |b| {
+        b.iter(|| black_box(runtime.block_on(transform.run(raw.clone())).unwrap().len()))
+    });
+
+    let out = runtime.block_on(transform.run(raw.clone())).unwrap();
+    let schema = transform.output_schema();
+    let types: Vec<(usize, PgType)> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (i, logs_type(f.name())))
+        .collect();
+    let encoder = CopyEncoder::new(types);
+    group.bench_function("copy_encode", |b| {
+        b.iter(|| {
+            let mut buffer = Vec::with_capacity(json.len() * 2);
+            encoder.begin(&mut buffer);
+            for batch in &out {
+                encoder.encode(batch, &mut buffer).unwrap();
+            }
+            encoder.end(&mut buffer);
+            black_box(buffer.len())
+        })
+    });
+    group.finish();
+
+    let mut records = c.benchmark_group("stages_records");
+    records.sample_size(10);
+    records.throughput(Throughput::Elements(RECORDS));
+    records.bench_function("frame+raw_decode", |b| b.iter(|| black_box(decode(&json).len())));
+    records.finish();
+}
+
+/// The column types of the built-in `logs` table.
+fn logs_type(column: &str) -> PgType {
+    match column {
+        "id" => PgType::Uuid,
+        "timestamp" | "last_updated" => PgType::Timestamptz,
+        "query" | "headers" | "params" | "raw_data" => PgType::Jsonb,
+        "auth_user_id" | "source_index" => PgType::Int8,
+        "pid" | "remote_port" | "document_count" => PgType::Int4,
+        "processing_time_ms" => PgType::Float8,
+        "cache_hit" => PgType::Bool,
+        _ => PgType::Text,
+    }
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);

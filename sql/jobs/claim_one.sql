@@ -1,0 +1,22 @@
+-- Claims one known file for this worker: a fresh lease token, the lease's expiry, one more
+-- attempt. Eligible: PENDING, FAILED, PROCESSING whose lease expired (its worker died or
+-- stalled), and COMPLETED when $5 (force). With force the checkpoint starts over.
+-- Returns the checkpoint to resume from.
+UPDATE processed_files
+SET status = 'PROCESSING',
+    lease_token = $3,
+    lease_expires_at = now() + make_interval(secs => $4),
+    attempts = attempts + 1,
+    checkpoint = CASE WHEN $5 THEN 0 ELSE checkpoint END,
+    records_ingested = CASE WHEN $5 THEN 0 ELSE records_ingested END,
+    records_rejected = CASE WHEN $5 THEN 0 ELSE records_rejected END,
+    records_filtered = CASE WHEN $5 THEN 0 ELSE records_filtered END,
+    size = COALESCE($6, size),
+    metadata = metadata || jsonb_strip_nulls(jsonb_build_object('lastAttempt', now(), 'size', COALESCE($6, size))),
+    updated_at = now()
+WHERE bucket = $1
+  AND s3_key = $2
+  AND (status IN ('PENDING', 'FAILED')
+       OR (status = 'PROCESSING' AND (lease_expires_at IS NULL OR lease_expires_at < now()))
+       OR (status = 'COMPLETED' AND $5))
+RETURNING checkpoint, attempts

@@ -1,0 +1,27 @@
+-- Claims up to $3 files of bucket $1 under prefix $2 in one atomic statement, oldest first
+-- (last-modified, then key). Eligible: PENDING; PROCESSING whose lease expired (stuck: its
+-- worker died or stalled); FAILED with attempts left ($5) whose backoff has elapsed.
+-- SKIP LOCKED lets any number of workers on any number of machines claim at once; each
+-- claimed row gets a fresh lease token.
+WITH picked AS (
+    SELECT bucket, s3_key
+    FROM processed_files
+    WHERE bucket = $1
+      AND starts_with(s3_key, $2)
+      AND (status = 'PENDING'
+           OR (status = 'PROCESSING' AND (lease_expires_at IS NULL OR lease_expires_at < now()))
+           OR (status = 'FAILED' AND attempts < $5 AND (next_attempt_at IS NULL OR next_attempt_at <= now())))
+    ORDER BY last_modified NULLS FIRST, s3_key
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE processed_files p
+SET status = 'PROCESSING',
+    lease_token = gen_random_uuid(),
+    lease_expires_at = now() + make_interval(secs => $4),
+    attempts = p.attempts + 1,
+    metadata = p.metadata || jsonb_build_object('lastAttempt', now()),
+    updated_at = now()
+FROM picked
+WHERE p.bucket = picked.bucket AND p.s3_key = picked.s3_key
+RETURNING p.s3_key, p.lease_token, p.checkpoint, p.size, p.attempts

@@ -1,0 +1,5 @@
+-- When the next FAILED file of bucket $1 under prefix $2 with attempts left ($3) may be
+-- tried again (NULL: none).
+SELECT min(next_attempt_at)
+FROM processed_files
+WHERE bucket = $1 AND starts_with(s3_key, $2) AND status = 'FAILED' AND attempts < $3

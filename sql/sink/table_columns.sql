@@ -1,0 +1,12 @@
+-- Columns of the target table ($1: a quoted, possibly schema-qualified name), in order.
+-- `required`: NOT NULL without a default (the transform must produce it).
+SELECT a.attname::text,
+       format_type(a.atttypid, a.atttypmod),
+       t.typname::text,
+       (a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '')
+FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = to_regclass($1)
+  AND a.attnum > 0
+  AND NOT a.attisdropped
+ORDER BY a.attnum

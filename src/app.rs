@@ -1,0 +1,275 @@
+//! The commands: each resolves its configuration, does its work, and returns the exit
+//! status (0 all good, 3 a file FAILED); errors are fatal (exit 1).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::StreamExt;
+
+use crate::cli::{Cli, Command, GenerateArgs, IngestFileArgs, JobsCommand, PreviewArgs, RunArgs};
+use crate::config;
+use crate::decode::SourceName;
+use crate::pipeline::{self, FileReport, FileTask, Ingest, Outcome, Summary};
+use crate::sample::{SampleConfig, SampleLayout, write_sample_dir};
+use crate::source::SourceRef;
+use crate::source::local::{default_include, expand_paths, include_set};
+use crate::transform::{TransformSql, pretty};
+
+/// `processed_files.bucket` of files ingested by `ingest-file`.
+pub const LOCAL_BUCKET: &str = "local";
+
+/// Runs the command; the exit status on success.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Migrate => {
+            config::connect(cli.database_url.as_deref(), 2).await?;
+            println!("migrations applied");
+            Ok(0)
+        }
+        Command::IngestFile(args) => ingest_files(cli.database_url.as_deref(), args).await,
+        Command::Preview(args) => preview(args).await,
+        Command::Run(args) => run_bucket(cli.database_url.as_deref(), args).await,
+        Command::Jobs(command) => jobs_command(cli.database_url.as_deref(), command).await,
+        Command::Generate(args) => generate(args),
+    }
+}
+
+async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {
+    let patterns = if args.include.is_empty() { default_include() } else { args.include.clone() };
+    let include = include_set(&patterns)?;
+    let concurrency = usize::from(args.pipeline.concurrency);
+    let (store, display_root) = match &args.local_buckets {
+        Some(root) => {
+            let folder = root.join(&args.bucket);
+            let folder = folder
+                .canonicalize()
+                .with_context(|| format!("bucket folder {} does not exist", folder.display()))?;
+            let store = object_store::local::LocalFileSystem::new_with_prefix(&folder)?;
+            (Arc::new(store) as Arc<dyn object_store::ObjectStore>, folder.display().to_string())
+        }
+        None => (config::s3_store(&args.bucket)?, format!("s3://{}", args.bucket)),
+    };
+    let pool = config::connect(database_url, concurrency as u32 * 2 + 2).await?;
+    let mut ingest = config::ingest(pool, &args.pipeline).await?;
+    ingest.settings.retry_after = std::time::Duration::from_secs_f64(args.retry_base_secs.max(0.0));
+    let cancel = pipeline::Cancel::default();
+    spawn_signal_handler(cancel.clone());
+    let runner = crate::runner::Runner {
+        rules: crate::jobs::ClaimRules {
+            lease_secs: ingest.settings.lease.as_secs_f64(),
+            max_attempts: args.max_attempts,
+        },
+        ingest: Arc::new(ingest),
+        store,
+        bucket: args.bucket.clone(),
+        prefix: args.prefix.clone(),
+        include,
+        concurrency,
+        display_root,
+        cancel: cancel.clone(),
+    };
+    let mut total = Summary::default();
+    loop {
+        let summary = runner.pass().await?;
+        total.merge(&summary);
+        if !args.follow || cancel.is_cancelled() {
+            break;
+        }
+        tracing::info!(completed = summary.files_completed, failed = summary.files_failed, records = summary.records_ingested, "pass done; waiting for new objects");
+        let wait = std::time::Duration::from_secs_f64(args.interval.max(0.1));
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline && !cancel.is_cancelled() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        if cancel.is_cancelled() {
+            break;
+        }
+    }
+    print_summary(&total, args.pipeline.json);
+    Ok(total.exit_code())
+}
+
+/// SIGINT / SIGTERM: stop claiming, stop files between chunks and release their leases.
+fn spawn_signal_handler(cancel: pipeline::Cancel) {
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::warn!("stopping: finishing the current chunks and releasing leases");
+        cancel.cancel();
+    });
+}
+
+async fn jobs_command(database_url: Option<&str>, command: JobsCommand) -> anyhow::Result<i32> {
+    let pool = config::connect(database_url, 2).await?;
+    match command {
+        JobsCommand::List { bucket, status, limit, json } => {
+            let rows = crate::jobs::list(&pool, bucket.as_deref(), status.as_deref(), limit).await?;
+            for row in &rows {
+                if json {
+                    println!("{}", serde_json::to_string(row)?);
+                } else {
+                    println!(
+                        "{}\t{}\t{}\tattempts={}\trecords={}\trejected={}\t{}",
+                        row.status,
+                        row.bucket,
+                        row.s3_key,
+                        row.attempts,
+                        row.records_ingested,
+                        row.records_rejected,
+                        row.error.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+        JobsCommand::Retry { bucket, failed, keys } => {
+            let keys = (!failed).then_some(keys.as_slice());
+            let count = crate::jobs::retry(&pool, bucket.as_deref(), keys).await?;
+            println!("{count} job(s) back to PENDING");
+        }
+    }
+    Ok(0)
+}
+
+async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyhow::Result<i32> {
+    let include = include_set(&default_include())?;
+    let files = expand_paths(&args.paths, &include)?;
+    let concurrency = usize::from(args.pipeline.concurrency);
+    let pool = config::connect(database_url, concurrency as u32 * 2 + 2).await?;
+    let ingest = config::ingest(pool, &args.pipeline).await?;
+    if args.force && !ingest.sink.has_source_columns {
+        anyhow::bail!(
+            "--force needs columns source_bucket and source_key in table {} to find the rows a file produced",
+            ingest.sink.table.name
+        );
+    }
+    let mut tasks = Vec::with_capacity(files.len());
+    for path in files {
+        let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+        let key = path.to_string_lossy().into_owned();
+        tasks.push(FileTask {
+            bucket: LOCAL_BUCKET.into(),
+            display: key.clone(),
+            key,
+            source: SourceRef::Local(path),
+            size,
+        });
+    }
+    let summary = run_tasks(Arc::new(ingest), tasks, args.force, concurrency).await?;
+    print_summary(&summary, args.pipeline.json);
+    Ok(summary.exit_code())
+}
+
+/// Ingests `tasks`, `concurrency` at a time, logging one line per file.
+pub async fn run_tasks(
+    ingest: Arc<Ingest>,
+    tasks: Vec<FileTask>,
+    force: bool,
+    concurrency: usize,
+) -> anyhow::Result<Summary> {
+    let mut summary = Summary::default();
+    let mut results = futures::stream::iter(tasks)
+        .map(|task| {
+            let ingest = Arc::clone(&ingest);
+            async move { pipeline::ingest_file(&ingest, task, force).await }
+        })
+        .buffer_unordered(concurrency.max(1));
+    while let Some(result) = results.next().await {
+        let report = result.context("the database failed during the run")?;
+        log_report(&report);
+        summary.add(&report);
+    }
+    Ok(summary)
+}
+
+pub(crate) fn log_report(report: &FileReport) {
+    let c = report.counts;
+    let ms = report.elapsed.as_millis() as u64;
+    match &report.outcome {
+        Outcome::Completed => tracing::info!(file = %report.display, records = c.ingested, rejected = c.rejected, filtered = c.filtered, duration_ms = ms, "COMPLETED"),
+        Outcome::Failed(error) => tracing::error!(file = %report.display, records = c.ingested, rejected = c.rejected, duration_ms = ms, %error, "FAILED"),
+        Outcome::Skipped(reason) => tracing::info!(file = %report.display, %reason, "skipped"),
+        Outcome::LeaseLost => tracing::warn!(file = %report.display, records = c.ingested, "lease lost: another worker took the file over"),
+    }
+}
+
+fn print_summary(summary: &Summary, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(summary).expect("summary serializes"));
+    } else {
+        println!(
+            "files: {} completed, {} failed, {} skipped; records: {} ingested, {} rejected, {} filtered",
+            summary.files_completed,
+            summary.files_failed,
+            summary.files_skipped,
+            summary.records_ingested,
+            summary.records_rejected,
+            summary.records_filtered
+        );
+    }
+}
+
+async fn preview(args: PreviewArgs) -> anyhow::Result<i32> {
+    let sql = match &args.transform {
+        Some(path) => TransformSql::from_file(path)?,
+        None => TransformSql::builtin(),
+    };
+    let (source, name) = if let Some(rest) = args.source.strip_prefix("s3://") {
+        let (bucket, key) = rest
+            .split_once('/')
+            .with_context(|| format!("{}: expected s3://bucket/key", args.source))?;
+        let store = config::s3_store(bucket)?;
+        let path = object_store::path::Path::from(key);
+        (SourceRef::Object { store, path }, SourceName { bucket: bucket.into(), key: key.into() })
+    } else {
+        let path = Path::new(&args.source)
+            .canonicalize()
+            .with_context(|| format!("{}: cannot open", args.source))?;
+        let key = path.to_string_lossy().into_owned();
+        (SourceRef::Local(path), SourceName { bucket: LOCAL_BUCKET.into(), key: key.into() })
+    };
+    let shown = pipeline::preview(source, name, &sql, args.limit.max(1))
+        .await
+        .with_context(|| format!("{}: preview failed", args.source))?;
+    if args.explain {
+        println!("{}", shown.plan);
+    }
+    println!("{}", pretty(&shown.batches)?);
+    for reject in &shown.rejects {
+        println!("rejected record {} (byte {}): {}", reject.index, reject.offset, reject.error);
+    }
+    if let Some(fault) = &shown.fault {
+        println!("the file cannot be read to its end: {fault}");
+    }
+    Ok(0)
+}
+
+fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
+    let config = SampleConfig {
+        seed: args.seed,
+        records: args.records,
+        layout: if args.ndjson { SampleLayout::Ndjson } else { SampleLayout::Array },
+        gzip: !args.plain,
+        ..SampleConfig::default()
+    };
+    let stats = write_sample_dir(&config, &args.out, args.files)
+        .with_context(|| format!("cannot write samples into {}", args.out.display()))?;
+    println!(
+        "wrote {} files, {} records, {} bytes of JSON ({} bytes on disk) into {}",
+        args.files,
+        stats.records,
+        stats.json_bytes,
+        stats.file_bytes,
+        args.out.display()
+    );
+    Ok(0)
+}

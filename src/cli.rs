@@ -1,0 +1,199 @@
+//! What the user typed: clap structures and validation only. `config` resolves them into
+//! live objects; nothing else reads the environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "ingestor", version, about = "Streams JSON log files from S3 or local folders into PostgreSQL, exactly once.")]
+pub struct Cli {
+    /// PostgreSQL connection string.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Log line format on stderr.
+    #[arg(long, env = "INGESTOR_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending database migrations.
+    Migrate,
+    /// Ingest local files or directories (recursive).
+    IngestFile(IngestFileArgs),
+    /// Print the transform's output for one file, without touching the database.
+    Preview(PreviewArgs),
+    /// Ingest a bucket: pending and retryable jobs first, then new objects, oldest first.
+    Run(RunArgs),
+    /// Inspect and retry jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Write deterministic sample pino-style log files (for demos, tests and benchmarks).
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The bucket (an S3 bucket, or a folder under --local-buckets).
+    #[arg(long, env = "INGESTOR_BUCKET")]
+    pub bucket: String,
+
+    /// Only keys under this folder prefix (e.g. `logs/2024/`).
+    #[arg(long, env = "INGESTOR_PREFIX", default_value = "")]
+    pub prefix: String,
+
+    /// Serve buckets from this local folder (bucket B is the folder DIR/B) instead of S3.
+    #[arg(long, env = "INGESTOR_LOCAL_BUCKETS")]
+    pub local_buckets: Option<PathBuf>,
+
+    /// Keys to take (glob on the key or the file name; repeatable). Default: *.json, *.json.gz,
+    /// *.jsonl[.gz], *.ndjson[.gz], *.log[.gz].
+    #[arg(long = "include")]
+    pub include: Vec<String>,
+
+    /// List the whole prefix (every pass does today; kept for scripts that ask for it).
+    #[arg(long)]
+    pub full_scan: bool,
+
+    /// Keep polling for new objects.
+    #[arg(long, env = "INGESTOR_FOLLOW")]
+    pub follow: bool,
+
+    /// Seconds between passes with --follow.
+    #[arg(long, env = "INGESTOR_INTERVAL", default_value_t = 30.0)]
+    pub interval: f64,
+
+    /// Attempts before a failing file stays FAILED (until `jobs retry`).
+    #[arg(long, env = "INGESTOR_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..))]
+    pub max_attempts: i32,
+
+    /// First retry delay in seconds; doubles per attempt (jittered), capped at one hour.
+    #[arg(long, env = "INGESTOR_RETRY_BASE_SECS", default_value_t = 30.0)]
+    pub retry_base_secs: f64,
+
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs.
+    List {
+        #[arg(long)]
+        bucket: Option<String>,
+        #[arg(long, value_parser = ["PENDING", "PROCESSING", "COMPLETED", "FAILED"])]
+        status: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put FAILED jobs back to PENDING (attempts reset; committed records are kept).
+    Retry {
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Every FAILED job (of --bucket if given).
+        #[arg(long, conflicts_with = "keys", required_unless_present = "keys")]
+        failed: bool,
+        /// Keys of the jobs to retry.
+        keys: Vec<String>,
+    },
+}
+
+/// Options shared by the commands that write into the database.
+#[derive(Debug, Clone, Args)]
+pub struct PipelineArgs {
+    /// DataFusion SQL over `raw_logs` replacing the built-in sql/transform.sql.
+    #[arg(long, env = "INGESTOR_TRANSFORM")]
+    pub transform: Option<PathBuf>,
+
+    /// Target table (`name` or `schema.name`, case-sensitive).
+    #[arg(long, env = "INGESTOR_TABLE", default_value = "logs")]
+    pub table: String,
+
+    /// Files processed at once (each one its own COPY stream).
+    #[arg(long, env = "INGESTOR_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Records per chunk transaction (COPY + checkpoint).
+    #[arg(long, env = "INGESTOR_CHUNK_RECORDS", default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunk_records: u32,
+
+    /// Records per Arrow batch.
+    #[arg(long, env = "INGESTOR_BATCH_RECORDS", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_records: u32,
+
+    /// Seconds a claim on a file stays valid without a heartbeat.
+    #[arg(long, env = "INGESTOR_LEASE_SECS", default_value_t = 60.0)]
+    pub lease_secs: f64,
+
+    /// Print the summary as one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestFileArgs {
+    /// Ingest files again even when COMPLETED, replacing the rows they produced before.
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+
+    /// Files or directories.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// DataFusion SQL over `raw_logs` replacing the built-in sql/transform.sql.
+    #[arg(long, env = "INGESTOR_TRANSFORM")]
+    pub transform: Option<PathBuf>,
+
+    /// Rows to show.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+
+    /// Show the physical plan too.
+    #[arg(long)]
+    pub explain: bool,
+
+    /// A local path or s3://bucket/key.
+    pub source: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Folder to write into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of files.
+    #[arg(long, default_value_t = 4)]
+    pub files: usize,
+    /// Records per file.
+    #[arg(long, default_value_t = 1000)]
+    pub records: u64,
+    /// NDJSON instead of one JSON array per file.
+    #[arg(long)]
+    pub ndjson: bool,
+    /// Plain JSON instead of gzip.
+    #[arg(long)]
+    pub plain: bool,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}

@@ -1,0 +1,111 @@
+//! Resolved configuration: turns what the user typed into live objects (the database pool,
+//! object stores, the checked sink). Nothing else reads environment variables.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::cli::PipelineArgs;
+use crate::pipeline::{Ingest, Settings};
+use crate::sink::TargetTable;
+use crate::transform::{Transform, TransformSql};
+
+/// Embedded migrations (`migrations/`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects to the database and applies pending migrations.
+pub async fn connect(database_url: Option<&str>, max_connections: u32) -> anyhow::Result<PgPool> {
+    let Some(url) = database_url else {
+        bail!("no database: set DATABASE_URL or pass --database-url");
+    };
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot connect to the database at {}", redact_url(url)))?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .context("cannot apply the database migrations")?;
+    Ok(pool)
+}
+
+/// The URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    let user = userinfo.split(':').next().unwrap_or_default();
+    format!("{scheme}://{user}:***@{host}")
+}
+
+/// Resolves the transform and the target table, checking one against the other before any
+/// file is read.
+pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest> {
+    let transform = match &args.transform {
+        Some(path) => TransformSql::from_file(path)?,
+        None => TransformSql::builtin(),
+    };
+    let settings = Settings {
+        batch_records: args.batch_records as usize,
+        chunk_records: args.chunk_records as usize,
+        lease: Duration::from_secs_f64(args.lease_secs.max(0.5)),
+        ..Settings::default()
+    };
+    let planned = Transform::plan(&transform, settings.batch_records).await?;
+    let table = TargetTable::load(&pool, &args.table).await?;
+    let sink = table
+        .plan(&planned.output_schema())
+        .with_context(|| format!("transform {} does not fit table {}", transform.origin, args.table))?;
+    Ok(Ingest {
+        pool,
+        transform,
+        sink,
+        settings,
+    })
+}
+
+/// An S3 store for `bucket` from AWS_REGION, AWS_ENDPOINT (http allowed, path-style),
+/// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+pub fn s3_store(bucket: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    let mut builder = AmazonS3Builder::new().with_bucket_name(bucket);
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        builder = builder.with_region(region);
+    }
+    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT").or_else(|_| std::env::var("AWS_ENDPOINT_URL")) {
+        builder = builder
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_endpoint(endpoint)
+            .with_virtual_hosted_style_request(false);
+    }
+    if let Ok(key) = std::env::var("AWS_ACCESS_KEY_ID") {
+        builder = builder.with_access_key_id(key);
+    }
+    if let Ok(secret) = std::env::var("AWS_SECRET_ACCESS_KEY") {
+        builder = builder.with_secret_access_key(secret);
+    }
+    if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
+        builder = builder.with_token(token);
+    }
+    Ok(Arc::new(builder.build().with_context(|| format!("cannot configure S3 for bucket {bucket}"))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+    }
+}

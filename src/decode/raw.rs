@@ -1,0 +1,361 @@
+//! Framed records -> one Arrow batch in the RAW schema (the `raw_logs` table of SQL).
+//!
+//! The RAW schema cannot fail on type drift: every leaf is text (arrow-json coerces numbers
+//! and booleans to their JSON text, and turns type conflicts into NULL), `req.query`,
+//! `req.headers` and `req.params` are the original JSON text, and `_raw` is the record's
+//! exact bytes from the framer. Types are decided later, in SQL.
+//!
+//! Records that are not objects or not valid JSON become [`Reject`]s; the rest of the
+//! batch goes on. Should arrow-json still refuse a batch, the records are decoded one by
+//! one so that only the offending record is rejected.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, StringBuilder, StructArray};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use arrow_json::ReaderBuilder;
+use arrow_json::reader::Decoder;
+
+use super::framer::{FrameKind, Frames};
+use super::side::{SideValues, validate};
+
+/// Top-level leaf fields of a record, as text.
+const LEAF_FIELDS: &[&str] = &[
+    "timestamp",
+    "time",
+    "level",
+    "msg",
+    "message",
+    "context",
+    "hostname",
+    "authUserId",
+    "pid",
+    "processingTimeMs",
+    "cacheHit",
+    "documentCount",
+    "lastUpdated",
+];
+/// Leaf fields of `req`, as text.
+const REQ_LEAF_FIELDS: &[&str] = &["id", "method", "url", "remoteAddress", "remotePort"];
+/// Fields of `req` kept as JSON text.
+const REQ_JSON_FIELDS: &[&str] = &["query", "headers", "params"];
+
+pub const SOURCE_BUCKET: &str = "_source_bucket";
+pub const SOURCE_KEY: &str = "_source_key";
+pub const SOURCE_INDEX: &str = "_source_index";
+pub const RAW: &str = "_raw";
+
+fn text_fields(names: &[&str]) -> Vec<Field> {
+    names
+        .iter()
+        .map(|name| Field::new(*name, DataType::Utf8, true))
+        .collect()
+}
+
+fn req_fields() -> Fields {
+    let mut fields = text_fields(REQ_LEAF_FIELDS);
+    fields.extend(text_fields(REQ_JSON_FIELDS));
+    fields.into()
+}
+
+/// What arrow-json decodes: the leaves, and `req` without its JSON-text fields.
+fn json_schema() -> SchemaRef {
+    let mut fields = text_fields(LEAF_FIELDS);
+    let req = Fields::from(text_fields(REQ_LEAF_FIELDS));
+    fields.push(Field::new("req", DataType::Struct(req), true));
+    Arc::new(Schema::new(fields))
+}
+
+static RAW_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = text_fields(LEAF_FIELDS);
+    fields.push(Field::new("req", DataType::Struct(req_fields()), true));
+    fields.push(Field::new(SOURCE_BUCKET, DataType::Utf8, false));
+    fields.push(Field::new(SOURCE_KEY, DataType::Utf8, false));
+    fields.push(Field::new(SOURCE_INDEX, DataType::Int64, false));
+    fields.push(Field::new(RAW, DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+});
+
+/// The schema of `raw_logs`.
+pub fn raw_schema() -> SchemaRef {
+    Arc::clone(&RAW_SCHEMA)
+}
+
+/// The (bucket, key) of the object being decoded, as `raw_logs` shows it.
+#[derive(Debug, Clone)]
+pub struct SourceName {
+    pub bucket: Arc<str>,
+    pub key: Arc<str>,
+}
+
+/// A record kept out of the target table, with the cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub index: u64,
+    pub offset: u64,
+    pub raw: String,
+    pub error: String,
+}
+
+impl Reject {
+    fn new(index: u64, offset: u64, bytes: &[u8], error: String) -> Self {
+        // PostgreSQL text cannot hold NUL bytes or invalid UTF-8.
+        let raw = String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}");
+        Self {
+            index,
+            offset,
+            raw,
+            error,
+        }
+    }
+}
+
+/// Converts framed records into RAW batches. One per file; reused for every batch.
+pub struct RawBatcher {
+    source: SourceName,
+    decoder: Decoder,
+    batch_capacity: usize,
+    ndjson: Vec<u8>,
+}
+
+/// Column builders for the values that do not come from arrow-json.
+struct Extras {
+    query: StringBuilder,
+    headers: StringBuilder,
+    params: StringBuilder,
+    index: Vec<i64>,
+    raw: StringBuilder,
+}
+
+impl Extras {
+    fn with_capacity(rows: usize, bytes: usize) -> Self {
+        Self {
+            query: StringBuilder::with_capacity(rows, rows * 16),
+            headers: StringBuilder::with_capacity(rows, rows * 64),
+            params: StringBuilder::with_capacity(rows, rows * 8),
+            index: Vec::with_capacity(rows),
+            raw: StringBuilder::with_capacity(rows, bytes),
+        }
+    }
+
+    fn push(&mut self, index: u64, bytes: &[u8], side: &SideValues<'_>) {
+        self.query.append_option(side.query);
+        self.headers.append_option(side.headers);
+        self.params.append_option(side.params);
+        self.index.push(index as i64);
+        // Validated as UTF-8 by `validate`.
+        self.raw
+            .append_value(std::str::from_utf8(bytes).expect("validated UTF-8"));
+    }
+}
+
+fn build_decoder(batch_capacity: usize) -> Result<Decoder, ArrowError> {
+    ReaderBuilder::new(json_schema())
+        .with_batch_size(batch_capacity)
+        .with_coerce_primitive(true)
+        .with_ignore_type_conflicts(true)
+        .with_strict_mode(false)
+        .build_decoder()
+}
+
+impl RawBatcher {
+    /// A batcher for records of `source`, at most `batch_capacity` records per call.
+    pub fn new(source: SourceName, batch_capacity: usize) -> Result<Self, ArrowError> {
+        Ok(Self {
+            source,
+            decoder: build_decoder(batch_capacity)?,
+            batch_capacity,
+            ndjson: Vec::new(),
+        })
+    }
+
+    /// The most records one call to [`RawBatcher::convert`] takes.
+    pub fn batch_capacity(&self) -> usize {
+        self.batch_capacity
+    }
+
+    /// Converts the records of `frames` whose index is at least `skip_below` into one RAW
+    /// batch (None when no record is valid); invalid records are appended to `rejects`.
+    pub fn convert(
+        &mut self,
+        frames: &Frames,
+        skip_below: u64,
+        rejects: &mut Vec<Reject>,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
+        let mut extras = Extras::with_capacity(frames.len(), frames.bytes.len());
+        self.ndjson.clear();
+        for (frame, bytes) in frames.iter() {
+            if frame.index < skip_below {
+                continue;
+            }
+            let checked = match frame.kind {
+                FrameKind::Object => validate(bytes),
+                FrameKind::NotObject => Err(not_an_object(bytes)),
+                FrameKind::Invalid(reason) => Err(reason.message().to_string()),
+            };
+            match checked {
+                Ok(side) => {
+                    extras.push(frame.index, bytes, &side);
+                    self.ndjson.extend_from_slice(bytes);
+                    self.ndjson.push(b'\n');
+                }
+                Err(error) => rejects.push(Reject::new(frame.index, frame.offset, bytes, error)),
+            }
+        }
+        if extras.index.is_empty() {
+            return Ok(None);
+        }
+        let decoded = match self.decode_all() {
+            Ok(batch) => batch,
+            Err(_) => return self.convert_one_by_one(frames, skip_below, rejects),
+        };
+        self.assemble(decoded, extras).map(Some)
+    }
+
+    fn decode_all(&mut self) -> Result<RecordBatch, ArrowError> {
+        let result = decode_buffer(&mut self.decoder, &self.ndjson);
+        if result.is_err() {
+            // A decoder that failed is unusable: start afresh.
+            self.decoder = build_decoder(self.batch_capacity)?;
+        }
+        result
+    }
+
+    /// Slow path: arrow-json refused the batch. Decode each record alone, reject those that
+    /// fail, and decode the survivors together.
+    fn convert_one_by_one(
+        &mut self,
+        frames: &Frames,
+        skip_below: u64,
+        rejects: &mut Vec<Reject>,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
+        let mut extras = Extras::with_capacity(frames.len(), frames.bytes.len());
+        self.ndjson.clear();
+        for (frame, bytes) in frames.iter() {
+            if frame.index < skip_below || frame.kind != FrameKind::Object {
+                continue;
+            }
+            let Ok(side) = validate(bytes) else { continue };
+            let mut single = build_decoder(1)?;
+            match decode_buffer(&mut single, bytes) {
+                Ok(_) => {
+                    extras.push(frame.index, bytes, &side);
+                    self.ndjson.extend_from_slice(bytes);
+                    self.ndjson.push(b'\n');
+                }
+                Err(e) => rejects.push(Reject::new(frame.index, frame.offset, bytes, e.to_string())),
+            }
+        }
+        rejects.sort_by_key(|r| r.index);
+        if extras.index.is_empty() {
+            return Ok(None);
+        }
+        let decoded = self.decode_all()?;
+        self.assemble(decoded, extras).map(Some)
+    }
+
+    fn assemble(&self, decoded: RecordBatch, mut extras: Extras) -> Result<RecordBatch, ArrowError> {
+        let rows = decoded.num_rows();
+        debug_assert_eq!(rows, extras.index.len());
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(RAW_SCHEMA.fields().len());
+        for name in LEAF_FIELDS {
+            columns.push(Arc::clone(decoded.column_by_name(name).expect("leaf column")));
+        }
+        let req = decoded.column_by_name("req").expect("req column").as_struct();
+        let mut req_columns: Vec<ArrayRef> = req.columns().to_vec();
+        req_columns.push(Arc::new(extras.query.finish()));
+        req_columns.push(Arc::new(extras.headers.finish()));
+        req_columns.push(Arc::new(extras.params.finish()));
+        columns.push(Arc::new(StructArray::try_new(
+            req_fields(),
+            req_columns,
+            req.nulls().cloned(),
+        )?));
+        columns.push(constant_text(&self.source.bucket, rows));
+        columns.push(constant_text(&self.source.key, rows));
+        columns.push(Arc::new(Int64Array::from(std::mem::take(&mut extras.index))));
+        columns.push(Arc::new(extras.raw.finish()));
+        RecordBatch::try_new(raw_schema(), columns)
+    }
+}
+
+fn decode_buffer(decoder: &mut Decoder, buffer: &[u8]) -> Result<RecordBatch, ArrowError> {
+    let mut rest = buffer;
+    while !rest.is_empty() {
+        let consumed = decoder.decode(rest)?;
+        if consumed == 0 {
+            return Err(ArrowError::JsonError(
+                "decoder made no progress (batch capacity too small)".into(),
+            ));
+        }
+        rest = &rest[consumed..];
+    }
+    decoder
+        .flush()?
+        .ok_or_else(|| ArrowError::JsonError("no rows decoded".into()))
+}
+
+fn constant_text(value: &str, rows: usize) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(value, rows)))
+}
+
+fn not_an_object(bytes: &[u8]) -> String {
+    let kind = match bytes.first() {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    };
+    format!("not a JSON object: the element is {kind}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::framer::Framer;
+
+    fn convert(input: &str) -> (Option<RecordBatch>, Vec<Reject>) {
+        let mut framer = Framer::new();
+        let mut frames = Frames::new();
+        framer.push(input.as_bytes(), &mut frames).unwrap();
+        framer.finish(&mut frames).unwrap();
+        let source = SourceName {
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        let mut batcher = RawBatcher::new(source, 1024).unwrap();
+        let mut rejects = Vec::new();
+        let batch = batcher.convert(&frames, 0, &mut rejects).unwrap();
+        (batch, rejects)
+    }
+
+    #[test]
+    fn leaves_become_text_and_conflicts_null() {
+        let (batch, rejects) =
+            convert(r#"[{"level":30,"pid":"12","cacheHit":true,"message":{"x":1}}]"#);
+        assert!(rejects.is_empty());
+        let batch = batch.unwrap();
+        let text = |name: &str| batch.column_by_name(name).unwrap().as_string::<i32>().clone();
+        assert_eq!(text("level").value(0), "30");
+        assert_eq!(text("pid").value(0), "12");
+        assert_eq!(text("cacheHit").value(0), "true");
+        assert!(text("message").is_null(0));
+        assert_eq!(batch.schema(), raw_schema());
+    }
+
+    #[test]
+    fn rejects_keep_index_and_the_rest_goes_on() {
+        let (batch, rejects) = convert("[{\"a\":1}, 7, {\"b\":}, {\"c\":3}]");
+        let batch = batch.unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        let index = batch.column_by_name(SOURCE_INDEX).unwrap().as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(index.values().as_ref(), &[0, 3]);
+        let rejected: Vec<u64> = rejects.iter().map(|r| r.index).collect();
+        assert_eq!(rejected, vec![1, 2]);
+        assert!(rejects[0].error.contains("not a JSON object"));
+        assert!(rejects[1].error.contains("invalid JSON"));
+    }
+}

@@ -1,0 +1,155 @@
+//! The shared queue of `run`: discovery inserts, page claims, `jobs list` and `jobs retry`.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// One listed object, as discovery records it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// Records the objects of one listing page not seen before; returns how many were new.
+pub async fn discover(pool: &PgPool, bucket: &str, page: &[Listed]) -> sqlx::Result<u64> {
+    let keys: Vec<&str> = page.iter().map(|o| o.key.as_str()).collect();
+    let sizes: Vec<i64> = page.iter().map(|o| o.size as i64).collect();
+    let etags: Vec<Option<&str>> = page.iter().map(|o| o.etag.as_deref()).collect();
+    let modified: Vec<DateTime<Utc>> = page.iter().map(|o| o.last_modified).collect();
+    let done = sqlx::query(include_str!("../../sql/jobs/discover.sql"))
+        .bind(bucket)
+        .bind(keys)
+        .bind(sizes)
+        .bind(etags)
+        .bind(modified)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// A file claimed from the queue.
+#[derive(Debug, Clone)]
+pub struct ClaimedFile {
+    pub key: String,
+    pub token: Uuid,
+    pub checkpoint: u64,
+    pub size: Option<u64>,
+    pub attempts: i32,
+}
+
+/// What a claim may take.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRules {
+    pub lease_secs: f64,
+    pub max_attempts: i32,
+}
+
+/// Claims up to `limit` eligible files of `bucket` under `prefix` (see
+/// `sql/jobs/claim_page.sql`).
+pub async fn claim_page(
+    pool: &PgPool,
+    bucket: &str,
+    prefix: &str,
+    limit: usize,
+    rules: ClaimRules,
+) -> sqlx::Result<Vec<ClaimedFile>> {
+    let rows: Vec<(String, Uuid, i64, Option<i64>, i32)> =
+        sqlx::query_as(include_str!("../../sql/jobs/claim_page.sql"))
+            .bind(bucket)
+            .bind(prefix)
+            .bind(limit as i64)
+            .bind(rules.lease_secs)
+            .bind(rules.max_attempts)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(key, token, checkpoint, size, attempts)| ClaimedFile {
+            key,
+            token,
+            checkpoint: checkpoint.max(0) as u64,
+            size: size.map(|s| s.max(0) as u64),
+            attempts,
+        })
+        .collect())
+}
+
+/// One row of `jobs list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobRow {
+    pub bucket: String,
+    pub s3_key: String,
+    pub status: String,
+    pub attempts: i32,
+    pub checkpoint: i64,
+    pub records_ingested: i64,
+    pub records_rejected: i64,
+    pub size: Option<i64>,
+    pub updated_at: DateTime<Utc>,
+    pub error: Option<String>,
+}
+
+/// Jobs, optionally of one bucket and one status.
+pub async fn list(
+    pool: &PgPool,
+    bucket: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<JobRow>> {
+    let rows: Vec<(String, String, String, i32, i64, i64, i64, Option<i64>, DateTime<Utc>, Option<String>)> =
+        sqlx::query_as(include_str!("../../sql/jobs/list.sql"))
+            .bind(bucket)
+            .bind(status)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| JobRow {
+            bucket: r.0,
+            s3_key: r.1,
+            status: r.2,
+            attempts: r.3,
+            checkpoint: r.4,
+            records_ingested: r.5,
+            records_rejected: r.6,
+            size: r.7,
+            updated_at: r.8,
+            error: r.9,
+        })
+        .collect())
+}
+
+/// FAILED jobs back to PENDING: all of them (of `bucket` if given), or the named keys.
+pub async fn retry(pool: &PgPool, bucket: Option<&str>, keys: Option<&[String]>) -> sqlx::Result<u64> {
+    let done = match keys {
+        None => sqlx::query(include_str!("../../sql/jobs/retry_failed.sql"))
+            .bind(bucket)
+            .execute(pool)
+            .await?,
+        Some(keys) => sqlx::query(include_str!("../../sql/jobs/retry_keys.sql"))
+            .bind(bucket)
+            .bind(keys)
+            .execute(pool)
+            .await?,
+    };
+    Ok(done.rows_affected())
+}
+
+/// When the next retryable FAILED file may be tried again.
+pub async fn next_retry(
+    pool: &PgPool,
+    bucket: &str,
+    prefix: &str,
+    max_attempts: i32,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(include_str!("../../sql/jobs/next_retry.sql"))
+        .bind(bucket)
+        .bind(prefix)
+        .bind(max_attempts)
+        .fetch_one(pool)
+        .await
+}

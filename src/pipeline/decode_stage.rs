@@ -1,0 +1,164 @@
+//! The CPU side of reading: frames the decompressed bytes, converts records to RAW batches
+//! and cuts them into chunks. Runs on a blocking thread so that it never stalls the async
+//! I/O of other files; talks to the rest through bounded channels.
+
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use tokio::sync::mpsc::{Receiver, Sender};
+
+use crate::decode::{Framer, Frames, RawBatcher, Reject, SourceName};
+use crate::source::ByteCounter;
+
+use super::Settings;
+
+/// Framer input is fed in slices of this size, so that one push never frames more than a
+/// few hundred records.
+const PUSH_BYTES: usize = 64 * 1024;
+
+/// One chunk: committed in one transaction with its checkpoint.
+#[derive(Debug, Default)]
+pub struct DecodedChunk {
+    pub batches: Vec<RecordBatch>,
+    pub rejects: Vec<Reject>,
+    /// Records decoded into `batches`.
+    pub rows: u64,
+    /// The checkpoint once this chunk is committed: the next source index.
+    pub next_checkpoint: u64,
+}
+
+/// What the decode stage sends on.
+#[derive(Debug)]
+pub enum Decoded {
+    Chunk(DecodedChunk),
+    /// The input cannot be read further; every record before the fault was sent.
+    Fault(String),
+}
+
+struct Stage {
+    framer: Framer,
+    frames: Frames,
+    batcher: RawBatcher,
+    chunk: DecodedChunk,
+    resume: u64,
+    settings: Settings,
+    out: Sender<Decoded>,
+}
+
+impl Stage {
+    /// Converts the framed records into a batch of the current chunk.
+    fn convert(&mut self) -> Result<(), String> {
+        if self.frames.is_empty() {
+            return Ok(());
+        }
+        let batch = self
+            .batcher
+            .convert(&self.frames, self.resume, &mut self.chunk.rejects)
+            .map_err(|e| format!("cannot decode records into Arrow: {e}"))?;
+        if let Some(batch) = batch {
+            self.chunk.rows += batch.num_rows() as u64;
+            self.chunk.batches.push(batch);
+        }
+        self.frames.clear();
+        self.chunk.next_checkpoint = self.framer.records_framed().max(self.resume);
+        Ok(())
+    }
+
+    /// Sends the current chunk if it holds anything. False: the receiver is gone.
+    fn send_chunk(&mut self) -> bool {
+        if self.chunk.batches.is_empty() && self.chunk.rejects.is_empty() {
+            return true;
+        }
+        let next = self.chunk.next_checkpoint;
+        let chunk = std::mem::replace(
+            &mut self.chunk,
+            DecodedChunk {
+                next_checkpoint: next,
+                ..DecodedChunk::default()
+            },
+        );
+        self.out.blocking_send(Decoded::Chunk(chunk)).is_ok()
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Result<bool, String> {
+        for piece in bytes.chunks(PUSH_BYTES) {
+            self.framer
+                .push(piece, &mut self.frames)
+                .map_err(|e| e.to_string())?;
+            if self.frames.len() >= self.settings.batch_records {
+                self.convert()?;
+                let chunk_records = self.chunk.rows + self.chunk.rejects.len() as u64;
+                if chunk_records >= self.settings.chunk_records as u64 && !self.send_chunk() {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Sends what was read before a fault, then the fault.
+    fn fault(mut self, cause: String) {
+        let converted = self.convert();
+        if self.send_chunk() {
+            let cause = match converted {
+                Ok(()) => cause,
+                Err(e) => format!("{cause}; {e}"),
+            };
+            let _ = self.out.blocking_send(Decoded::Fault(cause));
+        }
+    }
+}
+
+/// Runs the decode stage until the input ends or fails, or the receiver goes away.
+pub fn run(
+    mut input: Receiver<std::io::Result<Bytes>>,
+    out: Sender<Decoded>,
+    source: SourceName,
+    resume: u64,
+    settings: Settings,
+    compressed: ByteCounter,
+) {
+    let batcher = match RawBatcher::new(source, settings.batch_records) {
+        Ok(batcher) => batcher,
+        Err(e) => {
+            let _ = out.blocking_send(Decoded::Fault(format!("internal: {e}")));
+            return;
+        }
+    };
+    let mut stage = Stage {
+        framer: Framer::new(),
+        frames: Frames::new(),
+        batcher,
+        chunk: DecodedChunk {
+            next_checkpoint: resume,
+            ..DecodedChunk::default()
+        },
+        resume,
+        settings,
+        out,
+    };
+    while let Some(message) = input.blocking_recv() {
+        let bytes = match message {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let cause = format!(
+                    "cannot read past byte {} of the decompressed stream ({} bytes of the object read): {e}",
+                    stage.framer.bytes_consumed(),
+                    compressed.get()
+                );
+                return stage.fault(cause);
+            }
+        };
+        match stage.push(&bytes) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(cause) => return stage.fault(cause),
+        }
+    }
+    if let Err(e) = stage.framer.finish(&mut stage.frames) {
+        return stage.fault(e.to_string());
+    }
+    if let Err(cause) = stage.convert() {
+        return stage.fault(cause);
+    }
+    stage.send_chunk();
+}

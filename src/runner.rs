@@ -1,0 +1,167 @@
+//! `run`: passes over a bucket. A pass takes pending and retryable jobs first, then lists the
+//! bucket (streamed page by page) and records unknown keys as PENDING, then takes those,
+//! oldest first. Any number of processes on any number of machines can run passes over the
+//! same bucket at once: claims are atomic (`FOR UPDATE SKIP LOCKED`) and every commit is
+//! fenced by the claim's lease token.
+//!
+//! Discovery never skips a key it has not seen: every pass lists the whole prefix, so an
+//! object uploaded late — whatever its timestamps — is ingested by the next pass.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::TryStreamExt;
+use globset::GlobSet;
+use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
+use tokio::task::JoinSet;
+
+use crate::jobs::{self, ClaimRules, ClaimedFile, Lease, Listed};
+use crate::pipeline::{self, Cancel, FileReport, FileTask, Ingest, Summary};
+use crate::source::SourceRef;
+
+/// Keys recorded per discovery statement.
+const DISCOVERY_PAGE: usize = 1000;
+
+/// One bucket's passes.
+pub struct Runner {
+    pub ingest: Arc<Ingest>,
+    pub store: Arc<dyn ObjectStore>,
+    pub bucket: String,
+    pub prefix: String,
+    pub include: GlobSet,
+    pub rules: ClaimRules,
+    pub concurrency: usize,
+    /// How logs and errors name an object: `s3://bucket` or the local folder.
+    pub display_root: String,
+    pub cancel: Cancel,
+}
+
+impl Runner {
+    /// One pass; the summary counts each file once, by its last outcome in the pass.
+    pub async fn pass(&self) -> anyhow::Result<Summary> {
+        let mut reports = HashMap::new();
+        self.drain(&mut reports).await?;
+        if !self.cancel.is_cancelled() {
+            let found = self.discover().await?;
+            tracing::info!(bucket = %self.bucket, prefix = %self.prefix, new_objects = found, "discovery done");
+            self.drain(&mut reports).await?;
+        }
+        let mut summary = Summary::default();
+        for report in reports.values() {
+            summary.add(report);
+        }
+        Ok(summary)
+    }
+
+    /// Claims and processes files until none is eligible, `concurrency` at a time. Failed
+    /// files with attempts left are retried within the pass once their backoff elapsed.
+    async fn drain(&self, reports: &mut HashMap<String, FileReport>) -> anyhow::Result<()> {
+        let mut running = JoinSet::new();
+        loop {
+            if !self.cancel.is_cancelled() && running.len() < self.concurrency {
+                let free = self.concurrency - running.len();
+                let claimed = jobs::claim_page(&self.ingest.pool, &self.bucket, &self.prefix, free, self.rules)
+                    .await
+                    .context("cannot claim files")?;
+                for file in claimed {
+                    running.spawn(self.process(file));
+                }
+            }
+            let Some(done) = running.join_next().await else {
+                if self.cancel.is_cancelled() || !self.wait_for_retry().await? {
+                    return Ok(());
+                }
+                continue;
+            };
+            let (key, report) = done.context("a file task panicked")?;
+            let mut report = report?;
+            crate::app::log_report(&report);
+            if let Some(earlier) = reports.remove(&key) {
+                report.counts.ingested += earlier.counts.ingested;
+                report.counts.rejected += earlier.counts.rejected;
+                report.counts.filtered += earlier.counts.filtered;
+            }
+            reports.insert(key, report);
+        }
+    }
+
+    /// Sleeps until the next retryable file may be tried; false when there is none.
+    async fn wait_for_retry(&self) -> anyhow::Result<bool> {
+        let next = jobs::next_retry(&self.ingest.pool, &self.bucket, &self.prefix, self.rules.max_attempts)
+            .await
+            .context("cannot read pending retries")?;
+        let Some(at) = next else { return Ok(false) };
+        let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        tracing::info!(wait_ms = wait.as_millis() as u64, "waiting to retry failed files");
+        let deadline = tokio::time::Instant::now() + wait + std::time::Duration::from_millis(10);
+        while tokio::time::Instant::now() < deadline && !self.cancel.is_cancelled() {
+            tokio::time::sleep(std::time::Duration::from_millis(50).min(wait)).await;
+        }
+        Ok(!self.cancel.is_cancelled())
+    }
+
+    fn process(
+        &self,
+        file: ClaimedFile,
+    ) -> impl Future<Output = (String, Result<FileReport, pipeline::FatalError>)> + Send + 'static {
+        let ingest = Arc::clone(&self.ingest);
+        let cancel = self.cancel.clone();
+        let path = ObjectPath::parse(&file.key).unwrap_or_else(|_| ObjectPath::from(file.key.as_str()));
+        let task = FileTask {
+            bucket: self.bucket.clone(),
+            key: file.key.clone(),
+            display: format!("{}/{}", self.display_root, file.key),
+            source: SourceRef::Object {
+                store: Arc::clone(&self.store),
+                path,
+            },
+            size: file.size,
+        };
+        let lease = Lease {
+            bucket: self.bucket.clone(),
+            key: file.key.clone(),
+            token: file.token,
+            duration: ingest.settings.lease,
+            attempts: file.attempts,
+        };
+        async move {
+            let report =
+                pipeline::process_claimed(&ingest, &task, &lease, file.checkpoint, &cancel).await;
+            (file.key, report)
+        }
+    }
+
+    /// Lists the prefix page by page and records unknown keys as PENDING.
+    async fn discover(&self) -> anyhow::Result<u64> {
+        let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
+        let mut listing = self.store.list(prefix.as_ref());
+        let mut page = Vec::with_capacity(DISCOVERY_PAGE);
+        let mut new = 0;
+        while let Some(meta) = listing
+            .try_next()
+            .await
+            .with_context(|| format!("cannot list {}/{}", self.display_root, self.prefix))?
+        {
+            let key = meta.location.to_string();
+            if !self.include.is_match(&key) {
+                continue;
+            }
+            page.push(Listed {
+                key,
+                size: meta.size,
+                etag: meta.e_tag,
+                last_modified: meta.last_modified,
+            });
+            if page.len() == DISCOVERY_PAGE {
+                new += jobs::discover(&self.ingest.pool, &self.bucket, &page).await?;
+                page.clear();
+            }
+        }
+        if !page.is_empty() {
+            new += jobs::discover(&self.ingest.pool, &self.bucket, &page).await?;
+        }
+        Ok(new)
+    }
+}

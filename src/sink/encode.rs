@@ -1,0 +1,262 @@
+//! Arrow batches -> PostgreSQL binary COPY data.
+//!
+//! Binary COPY is 1.6-2x faster for the server than CSV: no text parsing of numbers and
+//! timestamps. The format: a header, then per row a 16-bit field count and per field a
+//! 32-bit length (-1 for NULL) and the value in the type's binary send format; a trailer of
+//! -1. Binary COPY does not check that a value matches its column's type, so every column
+//! is encoded from its [`PgType`] as the database described it, never guessed.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array,
+    Int64Array, StringArray,
+};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+
+use super::pgtype::PgType;
+
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+const TRAILER: &[u8] = &(-1i16).to_be_bytes();
+/// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// Days from 1970-01-01 to 2000-01-01.
+const PG_EPOCH_DAYS: i32 = 10_957;
+
+/// One column of a batch, converted to what its PostgreSQL type is written from.
+enum Column {
+    Null,
+    Text(StringArray),
+    Json(StringArray),
+    Jsonb(StringArray),
+    Int2(Int16Array),
+    Int4(Int32Array),
+    Int8(Int64Array),
+    Float4(Float32Array),
+    Float8(Float64Array),
+    Bool(BooleanArray),
+    /// Microseconds since 2000-01-01 (timestamp, timestamptz).
+    Micros(Int64Array),
+    /// Days since 2000-01-01.
+    Days(Int32Array),
+    Uuid(StringArray),
+}
+
+/// Encodes batches whose columns `columns[i]` (index into the batch, type) are written as
+/// the COPY statement's i-th column.
+#[derive(Debug, Clone)]
+pub struct CopyEncoder {
+    columns: Arc<[(usize, PgType)]>,
+}
+
+impl CopyEncoder {
+    pub fn new(columns: Vec<(usize, PgType)>) -> Self {
+        Self {
+            columns: columns.into(),
+        }
+    }
+
+    /// Starts a COPY payload.
+    pub fn begin(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(HEADER);
+    }
+
+    /// Ends a COPY payload.
+    pub fn end(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(TRAILER);
+    }
+
+    /// Appends the rows of `batch` to `out`.
+    pub fn encode(&self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ArrowError> {
+        let columns = self
+            .columns
+            .iter()
+            .map(|(index, pg)| prepare(batch.column(*index), *pg))
+            .collect::<Result<Vec<_>, _>>()?;
+        let field_count = (columns.len() as i16).to_be_bytes();
+        for row in 0..batch.num_rows() {
+            out.extend_from_slice(&field_count);
+            for column in &columns {
+                write_field(column, row, out);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn text(array: &ArrayRef) -> Result<StringArray, ArrowError> {
+    match array.data_type() {
+        DataType::Utf8 => Ok(array.as_string::<i32>().clone()),
+        _ => Ok(cast(array, &DataType::Utf8)?.as_string::<i32>().clone()),
+    }
+}
+
+fn prepare(array: &ArrayRef, pg: PgType) -> Result<Column, ArrowError> {
+    if array.data_type() == &DataType::Null {
+        return Ok(Column::Null);
+    }
+    let to = |dt: &DataType| cast(array, dt);
+    Ok(match pg {
+        PgType::Text => Column::Text(text(array)?),
+        PgType::Json => Column::Json(text(array)?),
+        PgType::Jsonb => Column::Jsonb(text(array)?),
+        PgType::Int2 => Column::Int2(to(&DataType::Int16)?.as_primitive().clone()),
+        PgType::Int4 => Column::Int4(to(&DataType::Int32)?.as_primitive().clone()),
+        PgType::Int8 => Column::Int8(to(&DataType::Int64)?.as_primitive().clone()),
+        PgType::Float4 => Column::Float4(to(&DataType::Float32)?.as_primitive().clone()),
+        PgType::Float8 => Column::Float8(to(&DataType::Float64)?.as_primitive().clone()),
+        PgType::Bool => Column::Bool(to(&DataType::Boolean)?.as_boolean().clone()),
+        PgType::Timestamptz | PgType::Timestamp => Column::Micros(pg_micros(array)?),
+        PgType::Date => {
+            let days = to(&DataType::Date32)?;
+            let days = arrow::compute::cast(&days, &DataType::Int32)?;
+            let days: &Int32Array = days.as_primitive();
+            Column::Days(days.unary(|d| d - PG_EPOCH_DAYS))
+        }
+        PgType::Uuid => Column::Uuid(text(array)?),
+    })
+}
+
+/// Microseconds since 2000-01-01 of a timestamp, date or text column. Timestamps with a
+/// time zone hold UTC instants; naive timestamps are read as UTC.
+fn pg_micros(array: &ArrayRef) -> Result<Int64Array, ArrowError> {
+    let timestamps = match array.data_type() {
+        DataType::Timestamp(_, _) => Arc::clone(array),
+        _ => cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))?,
+    };
+    let DataType::Timestamp(unit, _) = timestamps.data_type() else {
+        unreachable!("cast to a timestamp")
+    };
+    let unit = *unit;
+    let raw = cast(&timestamps, &DataType::Int64)?;
+    let raw = raw.as_primitive::<Int64Type>();
+    Ok(raw.unary(|v| {
+        let micros = match unit {
+            TimeUnit::Second => v.saturating_mul(1_000_000),
+            TimeUnit::Millisecond => v.saturating_mul(1_000),
+            TimeUnit::Microsecond => v,
+            TimeUnit::Nanosecond => v.div_euclid(1_000),
+        };
+        micros.saturating_sub(PG_EPOCH_MICROS)
+    }))
+}
+
+fn write_null(out: &mut Vec<u8>) {
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+}
+
+fn write_bytes(out: &mut Vec<u8>, prefix: Option<u8>, bytes: &[u8]) {
+    let len = bytes.len() + usize::from(prefix.is_some());
+    out.extend_from_slice(&(len as i32).to_be_bytes());
+    if let Some(prefix) = prefix {
+        out.push(prefix);
+    }
+    out.extend_from_slice(bytes);
+}
+
+fn write_fixed<const N: usize>(out: &mut Vec<u8>, bytes: [u8; N]) {
+    out.extend_from_slice(&(N as i32).to_be_bytes());
+    out.extend_from_slice(&bytes);
+}
+
+fn write_field(column: &Column, row: usize, out: &mut Vec<u8>) {
+    macro_rules! fixed {
+        ($array:expr, $conv:expr) => {
+            if $array.is_null(row) {
+                write_null(out)
+            } else {
+                write_fixed(out, $conv($array.value(row)))
+            }
+        };
+    }
+    match column {
+        Column::Null => write_null(out),
+        Column::Text(a) | Column::Json(a) | Column::Jsonb(a) if a.is_null(row) => write_null(out),
+        Column::Text(a) | Column::Json(a) => write_bytes(out, None, a.value(row).as_bytes()),
+        // jsonb's binary format: a version byte (1), then the JSON text.
+        Column::Jsonb(a) => write_bytes(out, Some(1), a.value(row).as_bytes()),
+        Column::Int2(a) => fixed!(a, i16::to_be_bytes),
+        Column::Int4(a) => fixed!(a, i32::to_be_bytes),
+        Column::Int8(a) => fixed!(a, i64::to_be_bytes),
+        Column::Float4(a) => fixed!(a, f32::to_be_bytes),
+        Column::Float8(a) => fixed!(a, f64::to_be_bytes),
+        Column::Bool(a) => fixed!(a, |b: bool| [u8::from(b)]),
+        Column::Micros(a) => fixed!(a, i64::to_be_bytes),
+        Column::Days(a) => fixed!(a, i32::to_be_bytes),
+        Column::Uuid(a) => match (!a.is_null(row)).then(|| parse_uuid(a.value(row))).flatten() {
+            Some(bytes) => write_fixed(out, bytes),
+            None => write_null(out),
+        },
+    }
+}
+
+/// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hyphens optional) into 16 bytes.
+pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+    let mut bytes = [0u8; 16];
+    let mut nibbles = text.bytes().filter(|b| *b != b'-');
+    for byte in &mut bytes {
+        let high = hex(nibbles.next()?)?;
+        let low = hex(nibbles.next()?)?;
+        *byte = high << 4 | low;
+    }
+    nibbles.next().is_none().then_some(bytes)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, Schema};
+
+    #[test]
+    fn uuid_parsing() {
+        let bytes = parse_uuid("01932f4e-1a2b-7c3d-8e4f-0123456789ab").unwrap();
+        assert_eq!(bytes[0], 0x01);
+        assert_eq!(bytes[15], 0xab);
+        assert!(parse_uuid("not-a-uuid").is_none());
+        assert!(parse_uuid("01932f4e-1a2b-7c3d-8e4f-0123456789abcd").is_none());
+    }
+
+    #[test]
+    fn encodes_rows_fields_and_nulls() {
+        let schema = Schema::new(vec![
+            Field::new("a", DataType::Int32, true),
+            Field::new("b", DataType::Utf8, true),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int32Array::from(vec![Some(7), None])),
+                Arc::new(StringArray::from(vec![Some("{}"), Some("x")])),
+            ],
+        )
+        .unwrap();
+        let encoder = CopyEncoder::new(vec![(0, PgType::Int8), (1, PgType::Jsonb)]);
+        let mut out = Vec::new();
+        encoder.encode(&batch, &mut out).unwrap();
+        let expected: Vec<u8> = [
+            &2i16.to_be_bytes()[..],
+            &8i32.to_be_bytes(),
+            &7i64.to_be_bytes(),
+            &3i32.to_be_bytes(),
+            &[1, b'{', b'}'],
+            &2i16.to_be_bytes(),
+            &(-1i32).to_be_bytes(),
+            &2i32.to_be_bytes(),
+            &[1, b'x'],
+        ]
+        .concat();
+        assert_eq!(out, expected);
+    }
+}

@@ -1,0 +1,28 @@
+//! Compression detection. Gzip is recognised by its magic bytes (never by the file name)
+//! and always decoded as multi-member: a gzip file made of several concatenated members is
+//! common (appended logs, parallel compressors), and a single-member decoder would stop
+//! after the first one and report a normal end of file — silent data loss.
+
+use async_compression::tokio::bufread::GzipDecoder;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+/// A boxed streaming reader.
+pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+
+/// Read buffer in front of the decompressor and the framer.
+pub const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Wraps `raw` in a gzip decoder when its first bytes are the gzip magic.
+pub async fn decompress(raw: BoxRead) -> std::io::Result<BoxRead> {
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, raw);
+    let head = reader.fill_buf().await?;
+    if head.starts_with(&GZIP_MAGIC) {
+        let mut decoder = GzipDecoder::new(reader);
+        decoder.multiple_members(true);
+        Ok(Box::new(decoder))
+    } else {
+        Ok(Box::new(reader))
+    }
+}

@@ -1,0 +1,45 @@
+//! One source object: a local file or an object in an object store, and how to open it as
+//! a byte stream.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, path::Path as ObjectPath};
+use tokio_util::io::StreamReader;
+
+use super::input::BoxRead;
+
+/// Where one file's bytes are.
+#[derive(Debug, Clone)]
+pub enum SourceRef {
+    /// A file on the local disk (`ingest-file`).
+    Local(PathBuf),
+    /// An object in a store (S3, or a local folder standing in for a bucket).
+    Object {
+        store: Arc<dyn ObjectStore>,
+        path: ObjectPath,
+    },
+}
+
+/// Opens `source` for streaming reads.
+pub async fn open(source: &SourceRef) -> std::io::Result<BoxRead> {
+    match source {
+        SourceRef::Local(path) => {
+            let file = tokio::fs::File::open(path).await?;
+            Ok(Box::new(file))
+        }
+        SourceRef::Object { store, path } => {
+            let result = store.get(path).await.map_err(std::io::Error::other)?;
+            match result.payload {
+                // object_store's stream over a local file reads 8 KiB at a time: read the
+                // file directly instead.
+                GetResultPayload::File(file, _) => Ok(Box::new(tokio::fs::File::from_std(file))),
+                GetResultPayload::Stream(stream) => {
+                    let stream = stream.map_err(std::io::Error::other);
+                    Ok(Box::new(StreamReader::new(stream)))
+                }
+            }
+        }
+    }
+}

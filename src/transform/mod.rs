@@ -1,0 +1,164 @@
+//! The SQL stage: DataFusion runs the transform (`sql/transform.sql` or the user's own) over
+//! the `raw_logs` table, chunk by chunk. Every DataFusion type of the crate stays in this
+//! module, so a DataFusion upgrade touches one place.
+//!
+//! The query is planned once per file; each chunk of RAW batches is then pushed through
+//! the same physical plan by a [`ChunkPartition`] whose `execute` hands out the batches of
+//! the current chunk. One execution per chunk keeps the mapping from output rows to the
+//! chunk (and so to the file's checkpoint) exact, even when the transform filters records
+//! out or the plan coalesces batches.
+
+mod record_id;
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::ScalarUDF;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::TryStreamExt;
+
+pub use record_id::{object_hash, record_id};
+
+use crate::decode::raw_schema;
+
+/// The built-in transform (the contract's mapping onto `logs`).
+pub const BUILTIN_SQL: &str = include_str!("../../sql/transform.sql");
+
+/// The name SQL sees the records under.
+pub const RAW_TABLE: &str = "raw_logs";
+
+/// A transform's SQL text and where it came from.
+#[derive(Debug, Clone)]
+pub struct TransformSql {
+    pub origin: String,
+    pub text: String,
+}
+
+impl TransformSql {
+    pub fn builtin() -> Self {
+        Self {
+            origin: "built-in sql/transform.sql".into(),
+            text: BUILTIN_SQL.into(),
+        }
+    }
+
+    pub fn from_file(path: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot read transform {}: {e}", path.display()))
+        })?;
+        Ok(Self {
+            origin: path.display().to_string(),
+            text,
+        })
+    }
+}
+
+/// Errors of the SQL stage.
+#[derive(Debug, thiserror::Error)]
+pub enum TransformError {
+    /// The SQL does not plan against `raw_logs`: a configuration error.
+    #[error("transform {origin}: {source}")]
+    Plan {
+        origin: String,
+        #[source]
+        source: DataFusionError,
+    },
+    /// Executing the plan on a chunk failed.
+    #[error("transform failed: {0}")]
+    Execute(#[from] DataFusionError),
+}
+
+/// Hands out the batches of the current chunk to the plan.
+#[derive(Debug)]
+struct ChunkPartition {
+    schema: SchemaRef,
+    chunk: Arc<Mutex<VecDeque<RecordBatch>>>,
+}
+
+impl PartitionStream for ChunkPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let batches: Vec<RecordBatch> = self.chunk.lock().expect("chunk lock").drain(..).collect();
+        let stream = futures::stream::iter(batches.into_iter().map(Ok));
+        Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), stream))
+    }
+}
+
+/// A planned transform, ready to run chunk after chunk.
+pub struct Transform {
+    ctx: SessionContext,
+    plan: Arc<dyn ExecutionPlan>,
+    chunk: Arc<Mutex<VecDeque<RecordBatch>>>,
+}
+
+impl Transform {
+    /// Plans `sql` over `raw_logs`. Fails with [`TransformError::Plan`] when the SQL does not
+    /// parse, names an unknown column or function, or is not a single query.
+    pub async fn plan(sql: &TransformSql, batch_rows: usize) -> Result<Self, TransformError> {
+        let plan_error = |source| TransformError::Plan {
+            origin: sql.origin.clone(),
+            source,
+        };
+        let config = SessionConfig::new()
+            .with_target_partitions(1)
+            .with_batch_size(batch_rows);
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_udf(ScalarUDF::from(record_id::RecordIdUdf::new()));
+        let chunk = Arc::new(Mutex::new(VecDeque::new()));
+        let partition = ChunkPartition {
+            schema: raw_schema(),
+            chunk: Arc::clone(&chunk),
+        };
+        let table = StreamingTable::try_new(raw_schema(), vec![Arc::new(partition)])
+            .map_err(plan_error)?;
+        ctx.register_table(RAW_TABLE, Arc::new(table))
+            .map_err(plan_error)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let frame = ctx
+            .sql_with_options(&sql.text, options)
+            .await
+            .map_err(plan_error)?;
+        let plan = frame.create_physical_plan().await.map_err(plan_error)?;
+        Ok(Self { ctx, plan, chunk })
+    }
+
+    /// The columns the transform produces.
+    pub fn output_schema(&self) -> SchemaRef {
+        self.plan.schema()
+    }
+
+    /// Runs the transform over one chunk of RAW batches.
+    pub async fn run(&mut self, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, TransformError> {
+        self.chunk.lock().expect("chunk lock").extend(batches);
+        let stream = execute_stream(Arc::clone(&self.plan), self.ctx.task_ctx())?;
+        let out: Vec<RecordBatch> = stream.try_collect().await?;
+        Ok(out.into_iter().filter(|b| b.num_rows() > 0).collect())
+    }
+
+    /// The physical plan, as `EXPLAIN` would show it.
+    pub fn explain(&self) -> String {
+        datafusion::physical_plan::displayable(self.plan.as_ref())
+            .indent(true)
+            .to_string()
+    }
+}
+
+/// Renders batches as a text table (for `preview`).
+pub fn pretty(batches: &[RecordBatch]) -> Result<String, arrow::error::ArrowError> {
+    Ok(arrow::util::pretty::pretty_format_batches(batches)?.to_string())
+}

@@ -1,0 +1,128 @@
+//! Bad input: rejected records, files that cannot be read to their end, and the other files
+//! going on.
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::util;
+
+fn records(n: usize) -> Vec<Value> {
+    (0..n).map(|i| json!({"i": i, "msg": format!("record {i} with some padding text")})).collect()
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn rejected_elements_are_kept_and_the_rest_ingested(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let array = b"[{\"a\":1}, 42, \"text\", {\"b\": }, null, [1,2], {\"c\":3}]";
+    let ndjson = b"{\"a\":1}\nnot json at all\n{\"b\":2\n{\"c\":3}\n";
+    util::write_file(dir.path(), "array.json", array);
+    util::write_file(dir.path(), "lines.ndjson.gz", &util::gzip(ndjson));
+    let run = util::ingest(&pool, dir.path(), &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.count("records_ingested"), 4);
+    assert_eq!(run.count("records_rejected"), 7);
+    assert_eq!(run.count("files_completed"), 2);
+    let rejected: Vec<(String, i64, String, String)> = sqlx::query_as(
+        "SELECT s3_key, source_index, raw, error FROM rejected_records ORDER BY s3_key, source_index",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let summary: Vec<(i64, &str)> = rejected.iter().map(|r| (r.1, r.2.as_str())).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, "42"),
+            (2, "\"text\""),
+            (3, "{\"b\": }"),
+            (4, "null"),
+            (5, "[1,2]"),
+            (1, "not json at all"),
+            (2, "{\"b\":2"),
+        ]
+    );
+    assert!(rejected[0].3.contains("not a JSON object"), "{}", rejected[0].3);
+    assert!(rejected[2].3.contains("invalid JSON"), "{}", rejected[2].3);
+    let ingested: Vec<i64> = sqlx::query_scalar("SELECT source_index FROM logs WHERE source_key LIKE '%array.json' ORDER BY 1")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(ingested, vec![0, 6]);
+}
+
+async fn metadata_error(pool: &PgPool, key: &str) -> (String, String) {
+    sqlx::query_as("SELECT status, metadata->>'error' FROM processed_files WHERE s3_key = $1")
+        .bind(key)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn truncated_gzip_fails_with_offset_keeps_records_and_retry_never_duplicates(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let full = util::gzip(&util::json_array(&records(20_000)));
+    let truncated = util::write_file(dir.path(), "truncated.json.gz", &full[..full.len() * 2 / 3]);
+    let good = util::write_file(dir.path(), "good.json", &util::json_array(&records(10)));
+
+    let run = util::ingest(&pool, dir.path(), &["--chunk-records", "1000"]).await;
+    assert_eq!(run.code, 3, "exit status 3 when a file FAILED:\n{}", run.stderr);
+    assert_eq!(run.count("files_failed"), 1);
+    assert_eq!(run.count("files_completed"), 1);
+    let (status, error) = metadata_error(&pool, &util::key_of(&truncated)).await;
+    assert_eq!(status, "FAILED");
+    assert!(error.contains("byte"), "the cause names the offset: {error}");
+    let kept = util::count(&pool, "SELECT count(*) FROM logs WHERE source_key LIKE '%truncated.json.gz'").await;
+    assert!(kept > 1000, "records before the fault are kept ({kept})");
+    assert_eq!(metadata_error(&pool, &util::key_of(&good)).await.0, "COMPLETED");
+
+    let again = util::ingest(&pool, &truncated, &["--chunk-records", "1000"]).await;
+    assert_eq!(again.code, 3);
+    let after = util::count(&pool, "SELECT count(*) FROM logs WHERE source_key LIKE '%truncated.json.gz'").await;
+    let distinct = util::count(&pool, "SELECT count(DISTINCT source_index) FROM logs WHERE source_key LIKE '%truncated.json.gz'").await;
+    assert_eq!((after, distinct), (kept, kept), "a retry never duplicates");
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn unclosed_array_fails_with_offset(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = util::json_array(&records(5));
+    let cut = bytes.iter().rposition(|b| *b == b']').unwrap();
+    bytes.truncate(cut);
+    let path = util::write_file(dir.path(), "unclosed.json", &bytes);
+    let run = util::ingest(&pool, &path, &[]).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let (status, error) = metadata_error(&pool, &util::key_of(&path)).await;
+    assert_eq!(status, "FAILED");
+    assert!(error.contains(&format!("at byte {}", bytes.len())), "{error}");
+    assert!(error.contains("never closed"), "{error}");
+    assert_eq!(util::count(&pool, "SELECT count(*) FROM logs").await, 5);
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn corrupt_gzip_fails_naming_the_cause(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = util::gzip(&util::json_array(&records(100)));
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 16] {
+        *b ^= 0x5a;
+    }
+    let path = util::write_file(dir.path(), "corrupt.json.gz", &bytes);
+    let run = util::ingest(&pool, &path, &[]).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let (status, error) = metadata_error(&pool, &util::key_of(&path)).await;
+    assert_eq!(status, "FAILED");
+    assert!(error.contains("byte"), "{error}");
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn empty_and_whitespace_files_complete_with_no_records(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    util::write_file(dir.path(), "empty.json", b"");
+    util::write_file(dir.path(), "blank.ndjson", b" \n\t\n");
+    util::write_file(dir.path(), "empty-array.json.gz", &util::gzip(b"\xef\xbb\xbf[ ]"));
+    let run = util::ingest(&pool, dir.path(), &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.count("files_completed"), 3);
+    assert_eq!(run.count("records_ingested"), 0);
+}

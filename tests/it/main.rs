@@ -1,0 +1,14 @@
+//! Integration tests: one binary (as ripgrep does), against a real PostgreSQL. Each
+//! `#[sqlx::test]` gets a fresh database with the migrations applied; set DATABASE_URL to a
+//! server where the test user may create databases (see README, "Tests").
+
+mod cli;
+mod decode;
+mod exactly_once;
+mod failures;
+mod fencing;
+mod mapping;
+mod run;
+mod s3;
+mod transform;
+mod util;

@@ -1,0 +1,117 @@
+//! Shared helpers: running the real `ingestor` binary against a test database, and writing
+//! input files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// The URL of the database behind `pool` (a per-test database of `#[sqlx::test]`).
+pub fn db_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL must point at a PostgreSQL server (e.g. postgres://postgres@127.0.0.1:5432/postgres): start PostgreSQL and export it",
+    );
+    let database = pool
+        .connect_options()
+        .get_database()
+        .expect("test pool has a database")
+        .to_string();
+    let (without_query, query) = match base.split_once('?') {
+        Some((url, query)) => (url.to_string(), format!("?{query}")),
+        None => (base.clone(), String::new()),
+    };
+    let scheme_end = without_query.find("://").map(|i| i + 3).unwrap_or(0);
+    let server = match without_query[scheme_end..].find('/') {
+        Some(slash) => &without_query[..scheme_end + slash],
+        None => &without_query[..],
+    };
+    format!("{server}/{database}{query}")
+}
+
+/// The outcome of one `ingestor` process.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The `--json` summary (last line of stdout).
+    pub fn summary(&self) -> Value {
+        let line = self.stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(line).unwrap_or_else(|e| {
+            panic!("last stdout line is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        })
+    }
+
+    pub fn count(&self, key: &str) -> u64 {
+        self.summary()[key].as_u64().unwrap_or_else(|| panic!("{key} missing in {}", self.stdout))
+    }
+}
+
+/// A command for the `ingestor` binary against the database of `pool`.
+pub fn command(pool: &PgPool, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ingestor"));
+    command
+        .args(args)
+        .env("DATABASE_URL", db_url(pool))
+        .env("RUST_LOG", "info")
+        .env_remove("INGESTOR_TRANSFORM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs `ingestor ARGS` to completion.
+pub async fn run(pool: &PgPool, args: &[&str]) -> Run {
+    let output = command(pool, args).output().await.expect("ingestor runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `ingestor ingest-file --json [EXTRA...] PATH`.
+pub async fn ingest(pool: &PgPool, path: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["ingest-file", "--json"];
+    args.extend_from_slice(extra);
+    let path = path.to_str().expect("utf-8 path");
+    args.push(path);
+    run(pool, &args).await
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A JSON array of `records`, one per line.
+pub fn json_array(records: &[Value]) -> Vec<u8> {
+    let items: Vec<String> = records.iter().map(Value::to_string).collect();
+    format!("[\n{}\n]\n", items.join(",\n")).into_bytes()
+}
+
+/// Writes `bytes` to `dir/name` and returns the canonical path.
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.canonicalize().unwrap()
+}
+
+/// Canonical path as `processed_files.s3_key` stores it.
+pub fn key_of(path: &Path) -> String {
+    path.canonicalize().unwrap().to_string_lossy().into_owned()
+}
+
+/// Count of rows of `sql` (a `SELECT count(*)` query).
+pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
