@@ -17,14 +17,14 @@ fn drain(out: &mut Frames, recs: &mut Vec<Rec>) {
     for f in &out.frames {
         assert!(f.start <= f.end && f.end <= out.bytes.len(), "{f:?}");
     }
-    recs.extend(out.iter().map(|(f, b)| (b.to_vec(), f.index, f.offset, f.kind)));
+    recs.extend(
+        out.iter()
+            .map(|(f, b)| (b.to_vec(), f.index, f.offset, f.kind)),
+    );
     out.clear();
 }
 
-fn run<'a>(
-    pieces: impl Iterator<Item = &'a [u8]>,
-    limit: usize,
-) -> (Vec<Rec>, Option<FrameError>) {
+fn run<'a>(pieces: impl Iterator<Item = &'a [u8]>, limit: usize) -> (Vec<Rec>, Option<FrameError>) {
     let mut framer = Framer::new().with_max_record_bytes(limit);
     let mut out = Frames::new();
     let mut recs = Vec::new();

@@ -283,18 +283,22 @@ impl RawBatcher {
 
 fn decode_buffer(decoder: &mut Decoder, buffer: &[u8]) -> Result<RecordBatch, ArrowError> {
     let mut rest = buffer;
+    let mut batches = Vec::new();
     while !rest.is_empty() {
         let consumed = decoder.decode(rest)?;
         if consumed == 0 {
-            return Err(ArrowError::JsonError(
-                "decoder made no progress (batch capacity too small)".into(),
-            ));
+            // The decoder's batch is full: take it and go on.
+            batches.extend(decoder.flush()?);
+            continue;
         }
         rest = &rest[consumed..];
     }
-    decoder
-        .flush()?
-        .ok_or_else(|| ArrowError::JsonError("no rows decoded".into()))
+    batches.extend(decoder.flush()?);
+    match batches.len() {
+        0 => Err(ArrowError::JsonError("no rows decoded".into())),
+        1 => Ok(batches.remove(0)),
+        _ => arrow::compute::concat_batches(&batches[0].schema(), &batches),
+    }
 }
 
 fn constant_text(value: &str, rows: usize) -> ArrayRef {

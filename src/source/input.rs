@@ -4,7 +4,7 @@
 //! after the first one and report a normal end of file — silent data loss.
 
 use async_compression::tokio::bufread::GzipDecoder;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
 /// A boxed streaming reader.
 pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
@@ -15,10 +15,21 @@ pub const READ_BUFFER_BYTES: usize = 256 * 1024;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Wraps `raw` in a gzip decoder when its first bytes are the gzip magic.
-pub async fn decompress(raw: BoxRead) -> std::io::Result<BoxRead> {
-    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, raw);
-    let head = reader.fill_buf().await?;
-    if head.starts_with(&GZIP_MAGIC) {
+pub async fn decompress(mut raw: BoxRead) -> std::io::Result<BoxRead> {
+    // The first read may return a single byte: read until the magic is decided.
+    let mut head = [0u8; GZIP_MAGIC.len()];
+    let mut filled = 0;
+    while filled < head.len() {
+        let n = raw.read(&mut head[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    let is_gzip = head[..filled] == GZIP_MAGIC;
+    let stream = std::io::Cursor::new(head[..filled].to_vec()).chain(raw);
+    let reader = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
+    if is_gzip {
         let mut decoder = GzipDecoder::new(reader);
         decoder.multiple_members(true);
         Ok(Box::new(decoder))

@@ -6,7 +6,6 @@
 //! crash) reproduces the same ids, and time-ordered logs keep the primary-key index
 //! append-mostly, which keeps large backfills fast as the table grows.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
@@ -96,10 +95,6 @@ fn millis_of(array: &ArrayRef) -> Result<Vec<Option<i64>>> {
 }
 
 impl ScalarUDFImpl for RecordIdUdf {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn name(&self) -> &str {
         "ingestor_record_id"
     }

@@ -51,11 +51,13 @@ async fn rejected_elements_are_kept_and_the_rest_ingested(pool: PgPool) {
 }
 
 async fn metadata_error(pool: &PgPool, key: &str) -> (String, String) {
+    let (status, error): (String, Option<String>) =
     sqlx::query_as("SELECT status, metadata->>'error' FROM processed_files WHERE s3_key = $1")
         .bind(key)
         .fetch_one(pool)
         .await
-        .unwrap()
+        .unwrap();
+    (status, error.unwrap_or_default())
 }
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -66,7 +67,7 @@ async fn a_bucket_of_2600_objects_under_nested_prefixes(pool: PgPool) {
             put(&store, &key, object(i, 2, 1_730_800_800_000 + i as i64 * 10)).await;
         }
     });
-    futures::StreamExt::collect::<Vec<_>>(futures::StreamExt::buffer_unordered(uploads, 16)).await;
+    uploads.buffer_unordered(16).collect::<Vec<_>>().await;
     put(&store, "logs/readme.txt", b"not a log".to_vec()).await;
     put(&store, "logs/2024/01/data.csv.gz", util::gzip(b"a,b")).await;
     put(&store, "other/outside.json", object(9999, 1, 0)).await;
