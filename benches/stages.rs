@@ -18,21 +18,32 @@ const RECORDS: u64 = 10_000;
 const BATCH: usize = 8192;
 
 fn json() -> Vec<u8> {
-    let config = SampleConfig { records: RECORDS, gzip: false, ..SampleConfig::default() };
+    let config = SampleConfig {
+        records: RECORDS,
+        gzip: false,
+        ..SampleConfig::default()
+    };
     let mut out = Vec::new();
     write_sample(&config, &mut out).unwrap();
     out
 }
 
 fn gzipped() -> Vec<u8> {
-    let config = SampleConfig { records: RECORDS, gzip: true, ..SampleConfig::default() };
+    let config = SampleConfig {
+        records: RECORDS,
+        gzip: true,
+        ..SampleConfig::default()
+    };
     let mut out = Vec::new();
     write_sample(&config, &mut out).unwrap();
     out
 }
 
 fn source() -> SourceName {
-    SourceName { bucket: "bench".into(), key: "logs/2024/11/05/part-0000.json.gz".into() }
+    SourceName {
+        bucket: "bench".into(),
+        key: "logs/2024/11/05/part-0000.json.gz".into(),
+    }
 }
 
 /// frame + RAW decode of a whole input, batch by batch.
@@ -82,11 +93,15 @@ fn stages(c: &mut Criterion) {
             black_box(count)
         })
     });
-    group.bench_function("frame+raw_decode", |b| b.iter(|| black_box(decode(&json).len())));
+    group.bench_function("frame+raw_decode", |b| {
+        b.iter(|| black_box(decode(&json).len()))
+    });
 
     let raw = decode(&json);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut transform = runtime.block_on(Transform::plan(&TransformSql::builtin(), BATCH)).unwrap();
+    let mut transform = runtime
+        .block_on(Transform::plan(&TransformSql::builtin(), BATCH))
+        .unwrap();
     group.bench_function("transform", |b| {
         b.iter(|| black_box(runtime.block_on(transform.run(raw.clone())).unwrap().len()))
     });
@@ -116,7 +131,9 @@ fn stages(c: &mut Criterion) {
     let mut records = c.benchmark_group("stages_records");
     records.sample_size(10);
     records.throughput(Throughput::Elements(RECORDS));
-    records.bench_function("frame+raw_decode", |b| b.iter(|| black_box(decode(&json).len())));
+    records.bench_function("frame+raw_decode", |b| {
+        b.iter(|| black_box(decode(&json).len()))
+    });
     records.finish();
 }
 

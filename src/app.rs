@@ -36,7 +36,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {
-    let patterns = if args.include.is_empty() { default_include() } else { args.include.clone() };
+    let patterns = if args.include.is_empty() {
+        default_include()
+    } else {
+        args.include.clone()
+    };
     let include = include_set(&patterns)?;
     let concurrency = usize::from(args.pipeline.concurrency);
     let (store, display_root) = match &args.local_buckets {
@@ -46,9 +50,15 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
                 .canonicalize()
                 .with_context(|| format!("bucket folder {} does not exist", folder.display()))?;
             let store = object_store::local::LocalFileSystem::new_with_prefix(&folder)?;
-            (Arc::new(store) as Arc<dyn object_store::ObjectStore>, folder.display().to_string())
+            (
+                Arc::new(store) as Arc<dyn object_store::ObjectStore>,
+                folder.display().to_string(),
+            )
         }
-        None => (config::s3_store(&args.bucket)?, format!("s3://{}", args.bucket)),
+        None => (
+            config::s3_store(&args.bucket)?,
+            format!("s3://{}", args.bucket),
+        ),
     };
     let pool = config::connect(database_url, concurrency as u32 * 2 + 2).await?;
     let mut ingest = config::ingest(pool, &args.pipeline).await?;
@@ -76,7 +86,12 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
         if !args.follow || cancel.is_cancelled() {
             break;
         }
-        tracing::info!(completed = summary.files_completed, failed = summary.files_failed, records = summary.records_ingested, "pass done; waiting for new objects");
+        tracing::info!(
+            completed = summary.files_completed,
+            failed = summary.files_failed,
+            records = summary.records_ingested,
+            "pass done; waiting for new objects"
+        );
         let wait = std::time::Duration::from_secs_f64(args.interval.max(0.1));
         let deadline = tokio::time::Instant::now() + wait;
         while tokio::time::Instant::now() < deadline && !cancel.is_cancelled() {
@@ -93,13 +108,14 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
 /// SIGINT / SIGTERM: stop claiming, stop files between chunks and release their leases.
 fn spawn_signal_handler(cancel: pipeline::Cancel) {
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -112,8 +128,14 @@ fn spawn_signal_handler(cancel: pipeline::Cancel) {
 async fn jobs_command(database_url: Option<&str>, command: JobsCommand) -> anyhow::Result<i32> {
     let pool = config::connect(database_url, 2).await?;
     match command {
-        JobsCommand::List { bucket, status, limit, json } => {
-            let rows = crate::jobs::list(&pool, bucket.as_deref(), status.as_deref(), limit).await?;
+        JobsCommand::List {
+            bucket,
+            status,
+            limit,
+            json,
+        } => {
+            let rows =
+                crate::jobs::list(&pool, bucket.as_deref(), status.as_deref(), limit).await?;
             for row in &rows {
                 if json {
                     println!("{}", serde_json::to_string(row)?);
@@ -131,7 +153,11 @@ async fn jobs_command(database_url: Option<&str>, command: JobsCommand) -> anyho
                 }
             }
         }
-        JobsCommand::Retry { bucket, failed, keys } => {
+        JobsCommand::Retry {
+            bucket,
+            failed,
+            keys,
+        } => {
             let keys = (!failed).then_some(keys.as_slice());
             let count = crate::jobs::retry(&pool, bucket.as_deref(), keys).await?;
             println!("{count} job(s) back to PENDING");
@@ -195,16 +221,25 @@ pub(crate) fn log_report(report: &FileReport) {
     let c = report.counts;
     let ms = report.elapsed.as_millis() as u64;
     match &report.outcome {
-        Outcome::Completed => tracing::info!(file = %report.display, records = c.ingested, rejected = c.rejected, filtered = c.filtered, duration_ms = ms, "COMPLETED"),
-        Outcome::Failed(error) => tracing::error!(file = %report.display, records = c.ingested, rejected = c.rejected, duration_ms = ms, %error, "FAILED"),
+        Outcome::Completed => {
+            tracing::info!(file = %report.display, records = c.ingested, rejected = c.rejected, filtered = c.filtered, duration_ms = ms, "COMPLETED")
+        }
+        Outcome::Failed(error) => {
+            tracing::error!(file = %report.display, records = c.ingested, rejected = c.rejected, duration_ms = ms, %error, "FAILED")
+        }
         Outcome::Skipped(reason) => tracing::info!(file = %report.display, %reason, "skipped"),
-        Outcome::LeaseLost => tracing::warn!(file = %report.display, records = c.ingested, "lease lost: another worker took the file over"),
+        Outcome::LeaseLost => {
+            tracing::warn!(file = %report.display, records = c.ingested, "lease lost: another worker took the file over")
+        }
     }
 }
 
 fn print_summary(summary: &Summary, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(summary).expect("summary serializes"));
+        println!(
+            "{}",
+            serde_json::to_string(summary).expect("summary serializes")
+        );
     } else {
         println!(
             "files: {} completed, {} failed, {} skipped; records: {} ingested, {} rejected, {} filtered",
@@ -229,13 +264,25 @@ async fn preview(args: PreviewArgs) -> anyhow::Result<i32> {
             .with_context(|| format!("{}: expected s3://bucket/key", args.source))?;
         let store = config::s3_store(bucket)?;
         let path = object_store::path::Path::from(key);
-        (SourceRef::Object { store, path }, SourceName { bucket: bucket.into(), key: key.into() })
+        (
+            SourceRef::Object { store, path },
+            SourceName {
+                bucket: bucket.into(),
+                key: key.into(),
+            },
+        )
     } else {
         let path = Path::new(&args.source)
             .canonicalize()
             .with_context(|| format!("{}: cannot open", args.source))?;
         let key = path.to_string_lossy().into_owned();
-        (SourceRef::Local(path), SourceName { bucket: LOCAL_BUCKET.into(), key: key.into() })
+        (
+            SourceRef::Local(path),
+            SourceName {
+                bucket: LOCAL_BUCKET.into(),
+                key: key.into(),
+            },
+        )
     };
     let shown = pipeline::preview(source, name, &sql, args.limit.max(1))
         .await
@@ -245,7 +292,10 @@ async fn preview(args: PreviewArgs) -> anyhow::Result<i32> {
     }
     println!("{}", pretty(&shown.batches)?);
     for reject in &shown.rejects {
-        println!("rejected record {} (byte {}): {}", reject.index, reject.offset, reject.error);
+        println!(
+            "rejected record {} (byte {}): {}",
+            reject.index, reject.offset, reject.error
+        );
     }
     if let Some(fault) = &shown.fault {
         println!("the file cannot be read to its end: {fault}");
@@ -257,7 +307,11 @@ fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
     let config = SampleConfig {
         seed: args.seed,
         records: args.records,
-        layout: if args.ndjson { SampleLayout::Ndjson } else { SampleLayout::Array },
+        layout: if args.ndjson {
+            SampleLayout::Ndjson
+        } else {
+            SampleLayout::Array
+        },
         gzip: !args.plain,
         ..SampleConfig::default()
     };

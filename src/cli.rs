@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "ingestor", version, about = "Streams JSON log files from S3 or local folders into PostgreSQL, exactly once.")]
+#[command(
+    name = "ingestor",
+    version,
+    about = "Streams JSON log files from S3 or local folders into PostgreSQL, exactly once."
+)]
 pub struct Cli {
     /// PostgreSQL connection string.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]

@@ -63,9 +63,12 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
     };
     let planned = Transform::plan(&transform, settings.batch_records).await?;
     let table = TargetTable::load(&pool, &args.table).await?;
-    let sink = table
-        .plan(&planned.output_schema())
-        .with_context(|| format!("transform {} does not fit table {}", transform.origin, args.table))?;
+    let sink = table.plan(&planned.output_schema()).with_context(|| {
+        format!(
+            "transform {} does not fit table {}",
+            transform.origin, args.table
+        )
+    })?;
     Ok(Ingest {
         pool,
         transform,
@@ -81,7 +84,9 @@ pub fn s3_store(bucket: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
     if let Ok(region) = std::env::var("AWS_REGION") {
         builder = builder.with_region(region);
     }
-    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT").or_else(|_| std::env::var("AWS_ENDPOINT_URL")) {
+    if let Ok(endpoint) =
+        std::env::var("AWS_ENDPOINT").or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+    {
         builder = builder
             .with_allow_http(endpoint.starts_with("http://"))
             .with_endpoint(endpoint)
@@ -96,7 +101,9 @@ pub fn s3_store(bucket: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
     if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
         builder = builder.with_token(token);
     }
-    Ok(Arc::new(builder.build().with_context(|| format!("cannot configure S3 for bucket {bucket}"))?))
+    Ok(Arc::new(builder.build().with_context(|| {
+        format!("cannot configure S3 for bucket {bucket}")
+    })?))
 }
 
 #[cfg(test)]
@@ -105,7 +112,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
     }
 }

@@ -62,9 +62,15 @@ impl Runner {
         loop {
             if !self.cancel.is_cancelled() && running.len() < self.concurrency {
                 let free = self.concurrency - running.len();
-                let claimed = jobs::claim_page(&self.ingest.pool, &self.bucket, &self.prefix, free, self.rules)
-                    .await
-                    .context("cannot claim files")?;
+                let claimed = jobs::claim_page(
+                    &self.ingest.pool,
+                    &self.bucket,
+                    &self.prefix,
+                    free,
+                    self.rules,
+                )
+                .await
+                .context("cannot claim files")?;
                 for file in claimed {
                     running.spawn(self.process(file));
                 }
@@ -89,12 +95,20 @@ impl Runner {
 
     /// Sleeps until the next retryable file may be tried; false when there is none.
     async fn wait_for_retry(&self) -> anyhow::Result<bool> {
-        let next = jobs::next_retry(&self.ingest.pool, &self.bucket, &self.prefix, self.rules.max_attempts)
-            .await
-            .context("cannot read pending retries")?;
+        let next = jobs::next_retry(
+            &self.ingest.pool,
+            &self.bucket,
+            &self.prefix,
+            self.rules.max_attempts,
+        )
+        .await
+        .context("cannot read pending retries")?;
         let Some(at) = next else { return Ok(false) };
         let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
-        tracing::info!(wait_ms = wait.as_millis() as u64, "waiting to retry failed files");
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            "waiting to retry failed files"
+        );
         let deadline = tokio::time::Instant::now() + wait + std::time::Duration::from_millis(10);
         while tokio::time::Instant::now() < deadline && !self.cancel.is_cancelled() {
             tokio::time::sleep(std::time::Duration::from_millis(50).min(wait)).await;
@@ -105,10 +119,12 @@ impl Runner {
     fn process(
         &self,
         file: ClaimedFile,
-    ) -> impl Future<Output = (String, Result<FileReport, pipeline::FatalError>)> + Send + 'static {
+    ) -> impl Future<Output = (String, Result<FileReport, pipeline::FatalError>)> + Send + 'static
+    {
         let ingest = Arc::clone(&self.ingest);
         let cancel = self.cancel.clone();
-        let path = ObjectPath::parse(&file.key).unwrap_or_else(|_| ObjectPath::from(file.key.as_str()));
+        let path =
+            ObjectPath::parse(&file.key).unwrap_or_else(|_| ObjectPath::from(file.key.as_str()));
         let task = FileTask {
             bucket: self.bucket.clone(),
             key: file.key.clone(),

@@ -245,7 +245,9 @@ impl RawBatcher {
                     self.ndjson.extend_from_slice(bytes);
                     self.ndjson.push(b'\n');
                 }
-                Err(e) => rejects.push(Reject::new(frame.index, frame.offset, bytes, e.to_string())),
+                Err(e) => {
+                    rejects.push(Reject::new(frame.index, frame.offset, bytes, e.to_string()))
+                }
             }
         }
         rejects.sort_by_key(|r| r.index);
@@ -256,14 +258,23 @@ impl RawBatcher {
         self.assemble(decoded, extras).map(Some)
     }
 
-    fn assemble(&self, decoded: RecordBatch, mut extras: Extras) -> Result<RecordBatch, ArrowError> {
+    fn assemble(
+        &self,
+        decoded: RecordBatch,
+        mut extras: Extras,
+    ) -> Result<RecordBatch, ArrowError> {
         let rows = decoded.num_rows();
         debug_assert_eq!(rows, extras.index.len());
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(RAW_SCHEMA.fields().len());
         for name in LEAF_FIELDS {
-            columns.push(Arc::clone(decoded.column_by_name(name).expect("leaf column")));
+            columns.push(Arc::clone(
+                decoded.column_by_name(name).expect("leaf column"),
+            ));
         }
-        let req = decoded.column_by_name("req").expect("req column").as_struct();
+        let req = decoded
+            .column_by_name("req")
+            .expect("req column")
+            .as_struct();
         let mut req_columns: Vec<ArrayRef> = req.columns().to_vec();
         req_columns.push(Arc::new(extras.query.finish()));
         req_columns.push(Arc::new(extras.headers.finish()));
@@ -275,7 +286,9 @@ impl RawBatcher {
         )?));
         columns.push(constant_text(&self.source.bucket, rows));
         columns.push(constant_text(&self.source.key, rows));
-        columns.push(Arc::new(Int64Array::from(std::mem::take(&mut extras.index))));
+        columns.push(Arc::new(Int64Array::from(std::mem::take(
+            &mut extras.index,
+        ))));
         columns.push(Arc::new(extras.raw.finish()));
         RecordBatch::try_new(raw_schema(), columns)
     }
@@ -302,7 +315,9 @@ fn decode_buffer(decoder: &mut Decoder, buffer: &[u8]) -> Result<RecordBatch, Ar
 }
 
 fn constant_text(value: &str, rows: usize) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(value, rows)))
+    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+        value, rows,
+    )))
 }
 
 fn not_an_object(bytes: &[u8]) -> String {
@@ -342,7 +357,13 @@ mod tests {
             convert(r#"[{"level":30,"pid":"12","cacheHit":true,"message":{"x":1}}]"#);
         assert!(rejects.is_empty());
         let batch = batch.unwrap();
-        let text = |name: &str| batch.column_by_name(name).unwrap().as_string::<i32>().clone();
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .unwrap()
+                .as_string::<i32>()
+                .clone()
+        };
         assert_eq!(text("level").value(0), "30");
         assert_eq!(text("pid").value(0), "12");
         assert_eq!(text("cacheHit").value(0), "true");
@@ -355,7 +376,10 @@ mod tests {
         let (batch, rejects) = convert("[{\"a\":1}, 7, {\"b\":}, {\"c\":3}]");
         let batch = batch.unwrap();
         assert_eq!(batch.num_rows(), 2);
-        let index = batch.column_by_name(SOURCE_INDEX).unwrap().as_primitive::<arrow::datatypes::Int64Type>();
+        let index = batch
+            .column_by_name(SOURCE_INDEX)
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(index.values().as_ref(), &[0, 3]);
         let rejected: Vec<u64> = rejects.iter().map(|r| r.index).collect();
         assert_eq!(rejected, vec![1, 2]);

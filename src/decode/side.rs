@@ -65,7 +65,11 @@ fn non_null(value: Option<&RawValue>) -> Option<&str> {
 /// `u0000`).
 fn has_nul_escape(bytes: &[u8]) -> bool {
     memchr::memmem::find_iter(bytes, b"\\u0000").any(|at| {
-        let backslashes_before = bytes[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+        let backslashes_before = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
         backslashes_before % 2 == 0
     })
 }

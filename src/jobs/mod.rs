@@ -156,11 +156,7 @@ pub async fn delete_rejects(conn: &mut PgConnection, bucket: &str, key: &str) ->
     Ok(())
 }
 
-async fn guarded(
-    conn: &mut PgConnection,
-    sql: &'static str,
-    lease: &Lease,
-) -> sqlx::Result<bool> {
+async fn guarded(conn: &mut PgConnection, sql: &'static str, lease: &Lease) -> sqlx::Result<bool> {
     let done = sqlx::query(sql)
         .bind(&lease.bucket)
         .bind(&lease.key)

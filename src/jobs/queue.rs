@@ -78,7 +78,7 @@ pub async fn claim_page(
 }
 
 /// One row of `jobs list`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct JobRow {
     pub bucket: String,
     pub s3_key: String,
@@ -99,42 +99,34 @@ pub async fn list(
     status: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Vec<JobRow>> {
-    let rows: Vec<(String, String, String, i32, i64, i64, i64, Option<i64>, DateTime<Utc>, Option<String>)> =
-        sqlx::query_as(include_str!("../../sql/jobs/list.sql"))
-            .bind(bucket)
-            .bind(status)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| JobRow {
-            bucket: r.0,
-            s3_key: r.1,
-            status: r.2,
-            attempts: r.3,
-            checkpoint: r.4,
-            records_ingested: r.5,
-            records_rejected: r.6,
-            size: r.7,
-            updated_at: r.8,
-            error: r.9,
-        })
-        .collect())
+    sqlx::query_as(include_str!("../../sql/jobs/list.sql"))
+        .bind(bucket)
+        .bind(status)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
 }
 
 /// FAILED jobs back to PENDING: all of them (of `bucket` if given), or the named keys.
-pub async fn retry(pool: &PgPool, bucket: Option<&str>, keys: Option<&[String]>) -> sqlx::Result<u64> {
+pub async fn retry(
+    pool: &PgPool,
+    bucket: Option<&str>,
+    keys: Option<&[String]>,
+) -> sqlx::Result<u64> {
     let done = match keys {
-        None => sqlx::query(include_str!("../../sql/jobs/retry_failed.sql"))
-            .bind(bucket)
-            .execute(pool)
-            .await?,
-        Some(keys) => sqlx::query(include_str!("../../sql/jobs/retry_keys.sql"))
-            .bind(bucket)
-            .bind(keys)
-            .execute(pool)
-            .await?,
+        None => {
+            sqlx::query(include_str!("../../sql/jobs/retry_failed.sql"))
+                .bind(bucket)
+                .execute(pool)
+                .await?
+        }
+        Some(keys) => {
+            sqlx::query(include_str!("../../sql/jobs/retry_keys.sql"))
+                .bind(bucket)
+                .bind(keys)
+                .execute(pool)
+                .await?
+        }
     };
     Ok(done.rows_affected())
 }

@@ -163,8 +163,12 @@ pub async fn process_claimed(
         Err(error) => {
             let cause = error.to_string();
             let settings = ingest.settings;
-            let retry_after =
-                jobs::backoff(settings.retry_after, settings.retry_cap, lease.attempts, lease.token);
+            let retry_after = jobs::backoff(
+                settings.retry_after,
+                settings.retry_cap,
+                lease.attempts,
+                lease.token,
+            );
             match jobs::fail(&ingest.pool, lease, &cause, retry_after).await {
                 Ok(true) => Outcome::Failed(cause),
                 Ok(false) => Outcome::LeaseLost,
@@ -241,7 +245,11 @@ async fn stream_file(
     let (decoded_tx, decoded_rx) = mpsc::channel(2);
     let (encoded_tx, mut encoded_rx) = mpsc::channel(1);
 
-    let reader = tokio::spawn(read_source(task.source.clone(), compressed.clone(), bytes_tx));
+    let reader = tokio::spawn(read_source(
+        task.source.clone(),
+        compressed.clone(),
+        bytes_tx,
+    ));
     let name = SourceName {
         bucket: task.bucket.as_str().into(),
         key: task.key.as_str().into(),

@@ -18,7 +18,8 @@ mod preview;
 use std::time::Duration;
 
 pub use file::{
-    Cancel, FatalError, FileError, FileReport, FileTask, Ingest, Outcome, ingest_file, process_claimed,
+    Cancel, FatalError, FileError, FileReport, FileTask, Ingest, Outcome, ingest_file,
+    process_claimed,
 };
 pub use preview::{Preview, preview};
 

@@ -50,7 +50,9 @@ pub async fn preview(
     };
     let mut rows = 0;
     while rows < limit {
-        let Some(decoded) = decoded_rx.recv().await else { break };
+        let Some(decoded) = decoded_rx.recv().await else {
+            break;
+        };
         match decoded {
             Decoded::Chunk(chunk) => {
                 preview.rejects.extend(chunk.rejects);

@@ -186,7 +186,10 @@ fn write_field(column: &Column, row: usize, out: &mut Vec<u8>) {
         Column::Bool(a) => fixed!(a, |b: bool| [u8::from(b)]),
         Column::Micros(a) => fixed!(a, i64::to_be_bytes),
         Column::Days(a) => fixed!(a, i32::to_be_bytes),
-        Column::Uuid(a) => match (!a.is_null(row)).then(|| parse_uuid(a.value(row))).flatten() {
+        Column::Uuid(a) => match (!a.is_null(row))
+            .then(|| parse_uuid(a.value(row)))
+            .flatten()
+        {
             Some(bytes) => write_fixed(out, bytes),
             None => write_null(out),
         },

@@ -49,12 +49,13 @@ impl PgType {
         if from == &DataType::Null {
             return true;
         }
-        let is_text = matches!(from, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+        let is_text = matches!(
+            from,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        );
         match self {
             Self::Text => can_cast_types(from, &DataType::Utf8),
-            Self::Json | Self::Jsonb => {
-                is_text || from.is_numeric() || from == &DataType::Boolean
-            }
+            Self::Json | Self::Jsonb => is_text || from.is_numeric() || from == &DataType::Boolean,
             Self::Int2 => can_cast_types(from, &DataType::Int16),
             Self::Int4 => can_cast_types(from, &DataType::Int32),
             Self::Int8 => can_cast_types(from, &DataType::Int64),

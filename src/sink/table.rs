@@ -137,11 +137,12 @@ impl TargetTable {
                 table: self.name.clone(),
                 available: self.column_list(),
             })?;
-            let pg = PgType::from_typname(&column.typname).ok_or_else(|| SinkError::Unsupported {
-                column: name.clone(),
-                table: self.name.clone(),
-                pg_type: column.type_name.clone(),
-            })?;
+            let pg =
+                PgType::from_typname(&column.typname).ok_or_else(|| SinkError::Unsupported {
+                    column: name.clone(),
+                    table: self.name.clone(),
+                    pg_type: column.type_name.clone(),
+                })?;
             if !pg.accepts(field.data_type()) {
                 return Err(SinkError::Incompatible {
                     column: name.clone(),

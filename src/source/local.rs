@@ -7,7 +7,14 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 /// Object keys and file names taken by default.
 pub const DEFAULT_INCLUDE: &[&str] = &[
-    "*.json", "*.json.gz", "*.jsonl", "*.jsonl.gz", "*.ndjson", "*.ndjson.gz", "*.log", "*.log.gz",
+    "*.json",
+    "*.json.gz",
+    "*.jsonl",
+    "*.jsonl.gz",
+    "*.ndjson",
+    "*.ndjson.gz",
+    "*.log",
+    "*.log.gz",
 ];
 
 /// Builds the include filter; patterns match the file name or the whole key.
@@ -31,9 +38,9 @@ pub fn default_include() -> Vec<String> {
 pub fn expand_paths(paths: &[PathBuf], include: &GlobSet) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
-        let canonical = path.canonicalize().map_err(|e| {
-            std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-        })?;
+        let canonical = path
+            .canonicalize()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         if canonical.is_dir() {
             let mut found = Vec::new();
             walk(&canonical, include, &mut found)?;

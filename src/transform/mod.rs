@@ -20,8 +20,8 @@ use datafusion::catalog::streaming::StreamingTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::ScalarUDF;
-use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::TryStreamExt;
@@ -53,7 +53,10 @@ impl TransformSql {
 
     pub fn from_file(path: &Path) -> std::io::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot read transform {}: {e}", path.display()))
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot read transform {}: {e}", path.display()),
+            )
         })?;
         Ok(Self {
             origin: path.display().to_string(),
@@ -92,7 +95,10 @@ impl PartitionStream for ChunkPartition {
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let batches: Vec<RecordBatch> = self.chunk.lock().expect("chunk lock").drain(..).collect();
         let stream = futures::stream::iter(batches.into_iter().map(Ok));
-        Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), stream))
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream,
+        ))
     }
 }
 
@@ -121,8 +127,8 @@ impl Transform {
             schema: raw_schema(),
             chunk: Arc::clone(&chunk),
         };
-        let table = StreamingTable::try_new(raw_schema(), vec![Arc::new(partition)])
-            .map_err(plan_error)?;
+        let table =
+            StreamingTable::try_new(raw_schema(), vec![Arc::new(partition)]).map_err(plan_error)?;
         ctx.register_table(RAW_TABLE, Arc::new(table))
             .map_err(plan_error)?;
         let options = SQLOptions::new()
@@ -143,7 +149,10 @@ impl Transform {
     }
 
     /// Runs the transform over one chunk of RAW batches.
-    pub async fn run(&mut self, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, TransformError> {
+    pub async fn run(
+        &mut self,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Vec<RecordBatch>, TransformError> {
         self.chunk.lock().expect("chunk lock").extend(batches);
         let stream = execute_stream(Arc::clone(&self.plan), self.ctx.task_ctx())?;
         let out: Vec<RecordBatch> = stream.try_collect().await?;

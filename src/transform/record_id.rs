@@ -118,14 +118,15 @@ impl ScalarUDFImpl for RecordIdUdf {
         let millis = millis_of(&arrays[3])?;
         let mut out = StringBuilder::with_capacity(rows, rows * 36);
         let mut cached: Option<(usize, u64)> = None;
-        for row in 0..rows {
+        for (row, millis) in millis.iter().enumerate() {
             if buckets.is_null(row) || keys.is_null(row) || index.is_null(row) {
                 out.append_null();
                 continue;
             }
             let object = match cached {
                 Some((at, hash))
-                    if buckets.value(at) == buckets.value(row) && keys.value(at) == keys.value(row) =>
+                    if buckets.value(at) == buckets.value(row)
+                        && keys.value(at) == keys.value(row) =>
                 {
                     hash
                 }
@@ -135,11 +136,18 @@ impl ScalarUDFImpl for RecordIdUdf {
                     hash
                 }
             };
-            out.append_value(record_id(object, index.value(row), millis[row].unwrap_or(0)));
+            out.append_value(record_id(object, index.value(row), millis.unwrap_or(0)));
         }
         let array: ArrayRef = Arc::new(out.finish());
-        if rows == 1 && args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
+        if rows == 1
+            && args
+                .args
+                .iter()
+                .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+        {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &array, 0,
+            )?));
         }
         Ok(ColumnarValue::Array(array))
     }
@@ -158,7 +166,10 @@ mod tests {
         assert_eq!(&a[14..15], "7");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
         assert_ne!(a, record_id(object, 1, 1_730_800_800_123));
-        assert_ne!(a, record_id(object_hash("bucket", "other"), 0, 1_730_800_800_123));
+        assert_ne!(
+            a,
+            record_id(object_hash("bucket", "other"), 0, 1_730_800_800_123)
+        );
         assert!(record_id(object, 5, 1_730_800_800_124) > record_id(object, 9, 1_730_800_800_123));
     }
 }

@@ -12,14 +12,20 @@ async fn usage_errors_exit_2_and_fatal_errors_exit_1(pool: PgPool) {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("/no/such/file.json"), "{}", run.stderr);
     let unreachable = util::command(&pool, &["migrate"])
-        .env("DATABASE_URL", "postgres://nobody:secret-pw@127.0.0.1:1/none")
+        .env(
+            "DATABASE_URL",
+            "postgres://nobody:secret-pw@127.0.0.1:1/none",
+        )
         .output()
         .await
         .unwrap();
     assert_eq!(unreachable.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&unreachable.stderr);
     assert!(stderr.contains("cannot connect"), "{stderr}");
-    assert!(!stderr.contains("secret-pw"), "the password is never printed: {stderr}");
+    assert!(
+        !stderr.contains("secret-pw"),
+        "the password is never printed: {stderr}"
+    );
 }
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
@@ -45,15 +51,38 @@ async fn preview_shows_the_transform_output_without_the_database(pool: PgPool) {
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("hello preview") && stdout.contains("info") && stdout.contains("error"), "{stdout}");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("hello preview") && stdout.contains("info") && stdout.contains("error"),
+        "{stdout}"
+    );
     assert!(stdout.contains("rejected record 1"), "{stdout}");
 
-    let sql = util::write_file(dir.path(), "t.sql", b"SELECT upper(msg) AS shout FROM raw_logs WHERE msg IS NOT NULL");
-    let output = util::command(&pool, &["preview", "--transform", sql.to_str().unwrap(), data.to_str().unwrap()])
-        .output()
-        .await
-        .unwrap();
+    let sql = util::write_file(
+        dir.path(),
+        "t.sql",
+        b"SELECT upper(msg) AS shout FROM raw_logs WHERE msg IS NOT NULL",
+    );
+    let output = util::command(
+        &pool,
+        &[
+            "preview",
+            "--transform",
+            sql.to_str().unwrap(),
+            data.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("HELLO PREVIEW") && stdout.contains("shout"), "{stdout}");
+    assert!(
+        stdout.contains("HELLO PREVIEW") && stdout.contains("shout"),
+        "{stdout}"
+    );
 }

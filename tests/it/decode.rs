@@ -22,10 +22,16 @@ struct SplitReader {
 }
 
 impl AsyncRead for SplitReader {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let size = self.sizes[self.turn % self.sizes.len()];
         self.turn += 1;
-        let end = (self.at + size).min(self.data.len()).min(self.at + buf.remaining());
+        let end = (self.at + size)
+            .min(self.data.len())
+            .min(self.at + buf.remaining());
         let at = self.at;
         buf.put_slice(&self.data[at..end]);
         self.at = end;
@@ -35,9 +41,17 @@ impl AsyncRead for SplitReader {
 
 /// Decodes `data` read in pieces of `sizes`, pushing each read to the framer as it comes.
 async fn decode(data: &[u8], sizes: Vec<usize>) -> String {
-    let reader = SplitReader { data: data.to_vec(), at: 0, sizes, turn: 0 };
+    let reader = SplitReader {
+        data: data.to_vec(),
+        at: 0,
+        sizes,
+        turn: 0,
+    };
     let mut input = decompress(Box::new(reader)).await.unwrap();
-    let source = SourceName { bucket: "b".into(), key: "k".into() };
+    let source = SourceName {
+        bucket: "b".into(),
+        key: "k".into(),
+    };
     let mut batcher = RawBatcher::new(source, 64).unwrap();
     let mut framer = Framer::new();
     let mut frames = Frames::new();
@@ -58,7 +72,9 @@ async fn decode(data: &[u8], sizes: Vec<usize>) -> String {
     framer.finish(&mut frames).unwrap();
     batches.extend(batcher.convert(&frames, 0, &mut rejects).unwrap());
     let all = concat_batches(&raw_schema(), &batches).unwrap();
-    let table = arrow::util::pretty::pretty_format_batches(&[all]).unwrap().to_string();
+    let table = arrow::util::pretty::pretty_format_batches(&[all])
+        .unwrap()
+        .to_string();
     format!("{table}\n{rejects:?}")
 }
 
@@ -75,7 +91,13 @@ fn xorshift_sizes(seed: u64) -> Vec<usize> {
 }
 
 fn sample(layout: SampleLayout, records: u64) -> Vec<u8> {
-    let config = SampleConfig { records, layout, gzip: false, seed: 7, ..SampleConfig::default() };
+    let config = SampleConfig {
+        records,
+        layout,
+        gzip: false,
+        seed: 7,
+        ..SampleConfig::default()
+    };
     let mut out = Vec::new();
     write_sample(&config, &mut out).unwrap();
     out
@@ -83,7 +105,14 @@ fn sample(layout: SampleLayout, records: u64) -> Vec<u8> {
 
 async fn assert_split_invariant(name: &str, data: &[u8]) {
     let reference = decode(data, vec![usize::MAX / 2]).await;
-    for sizes in [vec![1], vec![2], vec![3], vec![7], xorshift_sizes(1), xorshift_sizes(2)] {
+    for sizes in [
+        vec![1],
+        vec![2],
+        vec![3],
+        vec![7],
+        xorshift_sizes(1),
+        xorshift_sizes(2),
+    ] {
         let label = format!("{name} at reads of {:?}", &sizes[..sizes.len().min(3)]);
         assert_eq!(decode(data, sizes).await, reference, "{label}");
     }
@@ -91,20 +120,33 @@ async fn assert_split_invariant(name: &str, data: &[u8]) {
 
 #[tokio::test]
 async fn identical_output_at_every_split() {
-    let extra = "[{\"m\":\"é日本😀\\\"q\\\\\"}, 5, {\"n\":{\"deep\":[1,{\"x\":\"}]\"}]}},\n{\"bad\": }]";
+    let extra =
+        "[{\"m\":\"é日本😀\\\"q\\\\\"}, 5, {\"n\":{\"deep\":[1,{\"x\":\"}]\"}]}},\n{\"bad\": }]";
     let inputs: Vec<(&str, Vec<u8>)> = vec![
         ("array", sample(SampleLayout::Array, 120)),
         ("ndjson", sample(SampleLayout::Ndjson, 120)),
         ("utf8 and rejects", extra.as_bytes().to_vec()),
-        ("ndjson with bad lines", b"{\"a\":1}\nnot json\n{\"b\":\n{\"c\":\"\xc3\xa9\"}\n".to_vec()),
+        (
+            "ndjson with bad lines",
+            b"{\"a\":1}\nnot json\n{\"b\":\n{\"c\":\"\xc3\xa9\"}\n".to_vec(),
+        ),
     ];
     for (name, plain) in inputs {
         assert_split_invariant(name, &plain).await;
         assert_split_invariant(&format!("{name} gzip"), &util::gzip(&plain)).await;
         let cut = plain.len() / 3;
-        let multi = [util::gzip(&plain[..cut]), util::gzip(&plain[cut..2 * cut]), util::gzip(&plain[2 * cut..])].concat();
+        let multi = [
+            util::gzip(&plain[..cut]),
+            util::gzip(&plain[cut..2 * cut]),
+            util::gzip(&plain[2 * cut..]),
+        ]
+        .concat();
         assert_split_invariant(&format!("{name} multi-member gzip"), &multi).await;
         let reference = decode(&plain, vec![1 << 20]).await;
-        assert_eq!(decode(&multi, vec![1 << 20]).await, reference, "{name}: every gzip member is read");
+        assert_eq!(
+            decode(&multi, vec![1 << 20]).await,
+            reference,
+            "{name}: every gzip member is read"
+        );
     }
 }

@@ -7,7 +7,9 @@ use sqlx::PgPool;
 use crate::util;
 
 fn records(n: usize) -> Vec<Value> {
-    (0..n).map(|i| json!({"i": i, "msg": format!("record {i} with some padding text")})).collect()
+    (0..n)
+        .map(|i| json!({"i": i, "msg": format!("record {i} with some padding text")}))
+        .collect()
 }
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
@@ -41,22 +43,28 @@ async fn rejected_elements_are_kept_and_the_rest_ingested(pool: PgPool) {
             (2, "{\"b\":2"),
         ]
     );
-    assert!(rejected[0].3.contains("not a JSON object"), "{}", rejected[0].3);
+    assert!(
+        rejected[0].3.contains("not a JSON object"),
+        "{}",
+        rejected[0].3
+    );
     assert!(rejected[2].3.contains("invalid JSON"), "{}", rejected[2].3);
-    let ingested: Vec<i64> = sqlx::query_scalar("SELECT source_index FROM logs WHERE source_key LIKE '%array.json' ORDER BY 1")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let ingested: Vec<i64> = sqlx::query_scalar(
+        "SELECT source_index FROM logs WHERE source_key LIKE '%array.json' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     assert_eq!(ingested, vec![0, 6]);
 }
 
 async fn metadata_error(pool: &PgPool, key: &str) -> (String, String) {
     let (status, error): (String, Option<String>) =
-    sqlx::query_as("SELECT status, metadata->>'error' FROM processed_files WHERE s3_key = $1")
-        .bind(key)
-        .fetch_one(pool)
-        .await
-        .unwrap();
+        sqlx::query_as("SELECT status, metadata->>'error' FROM processed_files WHERE s3_key = $1")
+            .bind(key)
+            .fetch_one(pool)
+            .await
+            .unwrap();
     (status, error.unwrap_or_default())
 }
 
@@ -68,20 +76,42 @@ async fn truncated_gzip_fails_with_offset_keeps_records_and_retry_never_duplicat
     let good = util::write_file(dir.path(), "good.json", &util::json_array(&records(10)));
 
     let run = util::ingest(&pool, dir.path(), &["--chunk-records", "1000"]).await;
-    assert_eq!(run.code, 3, "exit status 3 when a file FAILED:\n{}", run.stderr);
+    assert_eq!(
+        run.code, 3,
+        "exit status 3 when a file FAILED:\n{}",
+        run.stderr
+    );
     assert_eq!(run.count("files_failed"), 1);
     assert_eq!(run.count("files_completed"), 1);
     let (status, error) = metadata_error(&pool, &util::key_of(&truncated)).await;
     assert_eq!(status, "FAILED");
-    assert!(error.contains("byte"), "the cause names the offset: {error}");
-    let kept = util::count(&pool, "SELECT count(*) FROM logs WHERE source_key LIKE '%truncated.json.gz'").await;
+    assert!(
+        error.contains("byte"),
+        "the cause names the offset: {error}"
+    );
+    let kept = util::count(
+        &pool,
+        "SELECT count(*) FROM logs WHERE source_key LIKE '%truncated.json.gz'",
+    )
+    .await;
     assert!(kept > 1000, "records before the fault are kept ({kept})");
-    assert_eq!(metadata_error(&pool, &util::key_of(&good)).await.0, "COMPLETED");
+    assert_eq!(
+        metadata_error(&pool, &util::key_of(&good)).await.0,
+        "COMPLETED"
+    );
 
     let again = util::ingest(&pool, &truncated, &["--chunk-records", "1000"]).await;
     assert_eq!(again.code, 3);
-    let after = util::count(&pool, "SELECT count(*) FROM logs WHERE source_key LIKE '%truncated.json.gz'").await;
-    let distinct = util::count(&pool, "SELECT count(DISTINCT source_index) FROM logs WHERE source_key LIKE '%truncated.json.gz'").await;
+    let after = util::count(
+        &pool,
+        "SELECT count(*) FROM logs WHERE source_key LIKE '%truncated.json.gz'",
+    )
+    .await;
+    let distinct = util::count(
+        &pool,
+        "SELECT count(DISTINCT source_index) FROM logs WHERE source_key LIKE '%truncated.json.gz'",
+    )
+    .await;
     assert_eq!((after, distinct), (kept, kept), "a retry never duplicates");
 }
 
@@ -96,7 +126,10 @@ async fn unclosed_array_fails_with_offset(pool: PgPool) {
     assert_eq!(run.code, 3, "{}", run.stderr);
     let (status, error) = metadata_error(&pool, &util::key_of(&path)).await;
     assert_eq!(status, "FAILED");
-    assert!(error.contains(&format!("at byte {}", bytes.len())), "{error}");
+    assert!(
+        error.contains(&format!("at byte {}", bytes.len())),
+        "{error}"
+    );
     assert!(error.contains("never closed"), "{error}");
     assert_eq!(util::count(&pool, "SELECT count(*) FROM logs").await, 5);
 }
@@ -122,7 +155,11 @@ async fn empty_and_whitespace_files_complete_with_no_records(pool: PgPool) {
     let dir = tempfile::tempdir().unwrap();
     util::write_file(dir.path(), "empty.json", b"");
     util::write_file(dir.path(), "blank.ndjson", b" \n\t\n");
-    util::write_file(dir.path(), "empty-array.json.gz", &util::gzip(b"\xef\xbb\xbf[ ]"));
+    util::write_file(
+        dir.path(),
+        "empty-array.json.gz",
+        &util::gzip(b"\xef\xbb\xbf[ ]"),
+    );
     let run = util::ingest(&pool, dir.path(), &[]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.count("files_completed"), 3);

@@ -14,8 +14,14 @@ async fn a_stalled_worker_cannot_commit_after_a_takeover(pool: PgPool) {
         last_modified: chrono::Utc::now(),
     }];
     assert_eq!(jobs::discover(&pool, "b", &page).await.unwrap(), 1);
-    let rules = ClaimRules { lease_secs: 60.0, max_attempts: 5 };
-    let first = jobs::claim_page(&pool, "b", "", 10, rules).await.unwrap().remove(0);
+    let rules = ClaimRules {
+        lease_secs: 60.0,
+        max_attempts: 5,
+    };
+    let first = jobs::claim_page(&pool, "b", "", 10, rules)
+        .await
+        .unwrap()
+        .remove(0);
     let lease = |token, attempts| Lease {
         bucket: "b".into(),
         key: "k.json".into(),
@@ -25,21 +31,42 @@ async fn a_stalled_worker_cannot_commit_after_a_takeover(pool: PgPool) {
     };
     let stalled = lease(first.token, first.attempts);
     let mut tx = pool.begin().await.unwrap();
-    assert!(jobs::checkpoint(&mut tx, &stalled, 100, ChunkCounts::default()).await.unwrap());
+    assert!(
+        jobs::checkpoint(&mut tx, &stalled, 100, ChunkCounts::default())
+            .await
+            .unwrap()
+    );
     tx.commit().await.unwrap();
-    assert!(jobs::claim_page(&pool, "b", "", 10, rules).await.unwrap().is_empty(), "a live lease is not taken");
+    assert!(
+        jobs::claim_page(&pool, "b", "", 10, rules)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a live lease is not taken"
+    );
 
     // The worker stalls past its lease; another claims the file.
     sqlx::query("UPDATE processed_files SET lease_expires_at = now() - interval '1 second'")
         .execute(&pool)
         .await
         .unwrap();
-    let second = jobs::claim_page(&pool, "b", "", 10, rules).await.unwrap().remove(0);
+    let second = jobs::claim_page(&pool, "b", "", 10, rules)
+        .await
+        .unwrap()
+        .remove(0);
     assert_ne!(second.token, first.token);
-    assert_eq!(second.checkpoint, 100, "the new owner resumes at the checkpoint");
+    assert_eq!(
+        second.checkpoint, 100,
+        "the new owner resumes at the checkpoint"
+    );
 
     let mut tx = pool.begin().await.unwrap();
-    assert!(!jobs::checkpoint(&mut tx, &stalled, 200, ChunkCounts::default()).await.unwrap(), "fenced");
+    assert!(
+        !jobs::checkpoint(&mut tx, &stalled, 200, ChunkCounts::default())
+            .await
+            .unwrap(),
+        "fenced"
+    );
     tx.rollback().await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
     assert!(!jobs::complete(&mut conn, &stalled).await.unwrap());

@@ -9,13 +9,19 @@ use crate::util;
 /// Ingests `records` (a JSON array file) and returns their rows in `logs`, by source index.
 async fn ingest_rows(pool: &PgPool, records: &[Value]) -> Vec<PgRow> {
     let dir = tempfile::tempdir().unwrap();
-    let path = util::write_file(dir.path(), "records.json.gz", &util::gzip(&util::json_array(records)));
+    let path = util::write_file(
+        dir.path(),
+        "records.json.gz",
+        &util::gzip(&util::json_array(records)),
+    );
     let run = util::ingest(pool, &path, &[]).await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    sqlx::query("SELECT *, id::text AS id_text, timestamp::text AS ts_text FROM logs ORDER BY source_index")
-        .fetch_all(pool)
-        .await
-        .unwrap()
+    sqlx::query(
+        "SELECT *, id::text AS id_text, timestamp::text AS ts_text FROM logs ORDER BY source_index",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
 }
 
 async fn one(pool: &PgPool, record: Value) -> PgRow {
@@ -30,7 +36,11 @@ fn text(row: &PgRow, column: &str) -> Option<String> {
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn timestamp_from_iso_8601(pool: PgPool) {
-    let row = one(&pool, json!({"timestamp": "2024-11-05T10:00:00.123+02:00", "time": 1})).await;
+    let row = one(
+        &pool,
+        json!({"timestamp": "2024-11-05T10:00:00.123+02:00", "time": 1}),
+    )
+    .await;
     let ts: chrono::DateTime<chrono::Utc> = row.get("timestamp");
     assert_eq!(ts.to_rfc3339(), "2024-11-05T08:00:00.123+00:00");
 }
@@ -56,17 +66,35 @@ async fn timestamp_falls_back_to_time_epoch_millis(pool: PgPool) {
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn level_numbers_become_pino_labels(pool: PgPool) {
-    let levels = [json!(10), json!(20), json!(30), json!(40), json!(50), json!(60), json!(35), json!("custom")];
+    let levels = [
+        json!(10),
+        json!(20),
+        json!(30),
+        json!(40),
+        json!(50),
+        json!(60),
+        json!(35),
+        json!("custom"),
+    ];
     let records: Vec<Value> = levels.iter().map(|l| json!({"level": l})).collect();
     let rows = ingest_rows(&pool, &records).await;
     let got: Vec<Option<String>> = rows.iter().map(|r| text(r, "level")).collect();
-    let want = ["trace", "debug", "info", "warn", "error", "fatal", "35", "custom"];
-    assert_eq!(got, want.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>());
+    let want = [
+        "trace", "debug", "info", "warn", "error", "fatal", "35", "custom",
+    ];
+    assert_eq!(
+        got,
+        want.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>()
+    );
 }
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn method_and_url_from_req(pool: PgPool) {
-    let row = one(&pool, json!({"req": {"method": "POST", "url": "/v1/x?y=1"}})).await;
+    let row = one(
+        &pool,
+        json!({"req": {"method": "POST", "url": "/v1/x?y=1"}}),
+    )
+    .await;
     assert_eq!(text(&row, "method").as_deref(), Some("POST"));
     assert_eq!(text(&row, "url").as_deref(), Some("/v1/x?y=1"));
 }
@@ -78,7 +106,10 @@ async fn query_headers_params_are_the_original_json(pool: PgPool) {
     let params = json!({"id": "42"});
     let rows = ingest_rows(
         &pool,
-        &[json!({"req": {"query": query, "headers": headers, "params": params}}), json!({"req": {}})],
+        &[
+            json!({"req": {"query": query, "headers": headers, "params": params}}),
+            json!({"req": {}}),
+        ],
     )
     .await;
     assert_eq!(rows[0].get::<Value, _>("query"), query);
@@ -133,10 +164,17 @@ async fn pid_and_remote_port_integers(pool: PgPool) {
     .await;
     assert_eq!(rows[0].get::<Option<i32>, _>("pid"), Some(4242));
     assert_eq!(rows[0].get::<Option<i32>, _>("remote_port"), Some(53412));
-    assert_eq!(text(&rows[0], "remote_address").as_deref(), Some("10.0.0.1"));
+    assert_eq!(
+        text(&rows[0], "remote_address").as_deref(),
+        Some("10.0.0.1")
+    );
     assert_eq!(rows[1].get::<Option<i32>, _>("pid"), Some(77));
     assert_eq!(rows[1].get::<Option<i32>, _>("remote_port"), None);
-    assert_eq!(rows[2].get::<Option<i32>, _>("pid"), None, "out of range becomes NULL");
+    assert_eq!(
+        rows[2].get::<Option<i32>, _>("pid"),
+        None,
+        "out of range becomes NULL"
+    );
 }
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
@@ -150,10 +188,16 @@ async fn processing_time_cache_hit_document_count(pool: PgPool) {
         ],
     )
     .await;
-    assert_eq!(rows[0].get::<Option<f64>, _>("processing_time_ms"), Some(12.5));
+    assert_eq!(
+        rows[0].get::<Option<f64>, _>("processing_time_ms"),
+        Some(12.5)
+    );
     assert_eq!(rows[0].get::<Option<bool>, _>("cache_hit"), Some(true));
     assert_eq!(rows[0].get::<Option<i32>, _>("document_count"), Some(10));
-    assert_eq!(rows[1].get::<Option<f64>, _>("processing_time_ms"), Some(3.0));
+    assert_eq!(
+        rows[1].get::<Option<f64>, _>("processing_time_ms"),
+        Some(3.0)
+    );
     assert_eq!(rows[1].get::<Option<bool>, _>("cache_hit"), Some(false));
     assert_eq!(rows[1].get::<Option<i32>, _>("document_count"), Some(7));
     assert_eq!(rows[2].get::<Option<f64>, _>("processing_time_ms"), None);
@@ -165,12 +209,19 @@ async fn processing_time_cache_hit_document_count(pool: PgPool) {
 async fn last_updated_timestamptz(pool: PgPool) {
     let rows = ingest_rows(
         &pool,
-        &[json!({"lastUpdated": "2024-11-05T09:59:00.000Z"}), json!({"lastUpdated": "yesterday"})],
+        &[
+            json!({"lastUpdated": "2024-11-05T09:59:00.000Z"}),
+            json!({"lastUpdated": "yesterday"}),
+        ],
     )
     .await;
     let ts: Option<chrono::DateTime<chrono::Utc>> = rows[0].get("last_updated");
     assert_eq!(ts.unwrap().to_rfc3339(), "2024-11-05T09:59:00+00:00");
-    assert!(rows[1].get::<Option<chrono::DateTime<chrono::Utc>>, _>("last_updated").is_none());
+    assert!(
+        rows[1]
+            .get::<Option<chrono::DateTime<chrono::Utc>>, _>("last_updated")
+            .is_none()
+    );
 }
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
@@ -187,7 +238,11 @@ async fn raw_data_equals_the_source_record(pool: PgPool) {
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn request_id_as_text(pool: PgPool) {
-    let rows = ingest_rows(&pool, &[json!({"req": {"id": "req-1"}}), json!({"req": {"id": 17}})]).await;
+    let rows = ingest_rows(
+        &pool,
+        &[json!({"req": {"id": "req-1"}}), json!({"req": {"id": 17}})],
+    )
+    .await;
     assert_eq!(text(&rows[0], "request_id").as_deref(), Some("req-1"));
     assert_eq!(text(&rows[1], "request_id").as_deref(), Some("17"));
 }
@@ -195,7 +250,9 @@ async fn request_id_as_text(pool: PgPool) {
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn source_columns_and_deterministic_ids(pool: PgPool) {
     let dir = tempfile::tempdir().unwrap();
-    let records: Vec<Value> = (0..3).map(|i| json!({"i": i, "time": 1730800800000i64 + i})).collect();
+    let records: Vec<Value> = (0..3)
+        .map(|i| json!({"i": i, "time": 1730800800000i64 + i}))
+        .collect();
     let path = util::write_file(dir.path(), "src.json", &util::json_array(&records));
     assert_eq!(util::ingest(&pool, &path, &[]).await.code, 0);
     let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
@@ -206,10 +263,17 @@ async fn source_columns_and_deterministic_ids(pool: PgPool) {
     .unwrap();
     let key = util::key_of(&path);
     for (i, row) in rows.iter().enumerate() {
-        assert_eq!((row.0.as_str(), row.1.as_str(), row.2), ("local", key.as_str(), i as i64));
+        assert_eq!(
+            (row.0.as_str(), row.1.as_str(), row.2),
+            ("local", key.as_str(), i as i64)
+        );
     }
     // Time-ordered ids (UUIDv7 layout): the timestamp leads.
     assert!(rows[0].3 < rows[1].3 && rows[1].3 < rows[2].3);
-    let created: i64 = util::count(&pool, "SELECT count(*) FROM logs WHERE created_at IS NOT NULL AND updated_at IS NOT NULL").await;
+    let created: i64 = util::count(
+        &pool,
+        "SELECT count(*) FROM logs WHERE created_at IS NOT NULL AND updated_at IS NOT NULL",
+    )
+    .await;
     assert_eq!(created, 3);
 }

@@ -14,7 +14,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn wait_for_port(port: u16, what: &str) {
@@ -36,7 +40,10 @@ pub struct S3Server {
 impl S3Server {
     pub async fn start() -> Self {
         let moto = std::env::var("INGESTOR_TEST_MOTO").unwrap_or_else(|_| {
-            format!("{}/.cache/ingestor-s3/bin/moto_server", std::env::var("HOME").unwrap_or_default())
+            format!(
+                "{}/.cache/ingestor-s3/bin/moto_server",
+                std::env::var("HOME").unwrap_or_default()
+            )
         });
         assert!(
             std::path::Path::new(&moto).exists(),
@@ -69,7 +76,10 @@ impl S3Server {
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await.unwrap();
         let status = String::from_utf8_lossy(&response);
-        assert!(status.starts_with("HTTP/1.1 200"), "CreateBucket failed: {status}");
+        assert!(
+            status.starts_with("HTTP/1.1 200"),
+            "CreateBucket failed: {status}"
+        );
         store(&self.endpoint(), bucket)
     }
 
@@ -105,7 +115,10 @@ pub fn store(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
 }
 
 pub async fn put(store: &Arc<dyn ObjectStore>, key: &str, bytes: Vec<u8>) {
-    store.put(&ObjectPath::from(key), PutPayload::from(bytes)).await.unwrap();
+    store
+        .put(&ObjectPath::from(key), PutPayload::from(bytes))
+        .await
+        .unwrap();
 }
 
 /// What the proxy does to the n-th request.
@@ -135,14 +148,21 @@ impl FaultProxy {
         let counter = Arc::clone(&injected);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { return };
-                let (seen, counter, faults) = (Arc::clone(&seen), Arc::clone(&counter), faults.clone());
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let (seen, counter, faults) =
+                    (Arc::clone(&seen), Arc::clone(&counter), faults.clone());
                 tokio::spawn(async move {
                     let _ = serve(client, upstream, every, &faults, &seen, &counter).await;
                 });
             }
         });
-        Self { port, injected, task }
+        Self {
+            port,
+            injected,
+            task,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -157,13 +177,19 @@ impl Drop for FaultProxy {
 }
 
 /// Reads one HTTP request (headers and Content-Length body). None at end of stream.
-async fn read_request(client: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_request(
+    client: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<Option<Vec<u8>>> {
     loop {
         if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
             let length: usize = head
                 .lines()
-                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
                 .unwrap_or(0);
             let total = end + 4 + length;
             while buffer.len() < total {
@@ -214,7 +240,9 @@ async fn serve(
     let mut buffer = Vec::new();
     while let Some(request) = read_request(&mut client, &mut buffer).await? {
         let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
-        let fault = (n % every == 0).then(|| faults[(n / every) % faults.len()]);
+        let fault = n
+            .is_multiple_of(every)
+            .then(|| faults[(n / every) % faults.len()]);
         if let Some(fault) = fault {
             injected.fetch_add(1, Ordering::SeqCst);
             match fault {
@@ -236,7 +264,11 @@ async fn serve(
         let mut response = Vec::new();
         up.read_to_end(&mut response).await?;
         if let Some(Fault::CutResponse) = fault {
-            let head_end = response.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4).unwrap_or(0);
+            let head_end = response
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|p| p + 4)
+                .unwrap_or(0);
             let cut = (head_end + 100).min(response.len());
             client.write_all(&response[..cut]).await?;
             return Ok(());

@@ -16,6 +16,9 @@ CREATE TABLE "userEvents" (
     "rawJson" jsonb NOT NULL
 )"#;
 
+/// userId, httpMethod, isSlow, rawJson
+type EventRow = (Option<i64>, Option<String>, Option<bool>, serde_json::Value);
+
 const CAMEL_SQL: &str = r#"
 SELECT
     ingestor_record_id(_source_bucket, _source_key, _source_index, NULL) AS "eventId",
@@ -42,12 +45,20 @@ async fn transform_into_a_camel_case_table_with_a_filter(pool: PgPool) {
     let run = util::ingest(
         &pool,
         &data,
-        &["--transform", sql.to_str().unwrap(), "--table", "userEvents"],
+        &[
+            "--transform",
+            sql.to_str().unwrap(),
+            "--table",
+            "userEvents",
+        ],
     )
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!((run.count("records_ingested"), run.count("records_filtered")), (2, 1));
-    let rows: Vec<(Option<i64>, Option<String>, Option<bool>, serde_json::Value)> = sqlx::query_as(
+    assert_eq!(
+        (run.count("records_ingested"), run.count("records_filtered")),
+        (2, 1)
+    );
+    let rows: Vec<EventRow> = sqlx::query_as(
         r#"SELECT "userId", "httpMethod", "isSlow", "rawJson" FROM "userEvents" ORDER BY "occurredAt""#,
     )
     .fetch_all(&pool)
@@ -67,10 +78,28 @@ async fn a_missing_column_fails_before_reading_naming_it(pool: PgPool) {
     let sql = CAMEL_SQL.replace(r#"AS "httpMethod""#, r#"AS "verb""#);
     let sql = util::write_file(dir.path(), "bad.sql", sql.as_bytes());
     let data = util::write_file(dir.path(), "data.json", b"[{\"a\":1}]");
-    let run = util::ingest(&pool, &data, &["--transform", sql.to_str().unwrap(), "--table", "userEvents"]).await;
+    let run = util::ingest(
+        &pool,
+        &data,
+        &[
+            "--transform",
+            sql.to_str().unwrap(),
+            "--table",
+            "userEvents",
+        ],
+    )
+    .await;
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("\"verb\""), "names the column: {}", run.stderr);
-    assert_eq!(util::count(&pool, "SELECT count(*) FROM processed_files").await, 0, "nothing read");
+    assert!(
+        run.stderr.contains("\"verb\""),
+        "names the column: {}",
+        run.stderr
+    );
+    assert_eq!(
+        util::count(&pool, "SELECT count(*) FROM processed_files").await,
+        0,
+        "nothing read"
+    );
 }
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
@@ -86,9 +115,16 @@ async fn an_unwritable_type_and_bad_sql_fail_before_reading(pool: PgPool) {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("\"pid\""), "{}", run.stderr);
 
-    let unknown = util::write_file(dir.path(), "unknown.sql", b"SELECT nope AS raw_data FROM raw_logs");
+    let unknown = util::write_file(
+        dir.path(),
+        "unknown.sql",
+        b"SELECT nope AS raw_data FROM raw_logs",
+    );
     let run = util::ingest(&pool, &data, &["--transform", unknown.to_str().unwrap()]).await;
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("nope"), "{}", run.stderr);
-    assert_eq!(util::count(&pool, "SELECT count(*) FROM processed_files").await, 0);
+    assert_eq!(
+        util::count(&pool, "SELECT count(*) FROM processed_files").await,
+        0
+    );
 }

@@ -45,12 +45,17 @@ impl Run {
     pub fn summary(&self) -> Value {
         let line = self.stdout.lines().last().unwrap_or_default();
         serde_json::from_str(line).unwrap_or_else(|e| {
-            panic!("last stdout line is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+            panic!(
+                "last stdout line is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
         })
     }
 
     pub fn count(&self, key: &str) -> u64 {
-        self.summary()[key].as_u64().unwrap_or_else(|| panic!("{key} missing in {}", self.stdout))
+        self.summary()[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} missing in {}", self.stdout))
     }
 }
 
