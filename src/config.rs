@@ -23,6 +23,12 @@ pub async fn connect(database_url: Option<&str>, max_connections: u32) -> anyhow
     let Some(url) = database_url else {
         bail!("no database: set DATABASE_URL or pass --database-url");
     };
+    // One direct connection first: an unreachable or misconfigured database fails at once
+    // with the server's own message, instead of after the pool's acquire timeout.
+    let probe = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .with_context(|| format!("cannot connect to the database at {}", redact_url(url)))?;
+    let _ = sqlx::Connection::close(probe).await;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))
