@@ -11,6 +11,7 @@ use crate::cli::{Cli, Command, GenerateArgs, IngestFileArgs, JobsCommand, Previe
 use crate::config;
 use crate::decode::SourceName;
 use crate::pipeline::{self, FileReport, FileTask, Ingest, Outcome, Summary};
+use crate::progress::{FileCounts, ProgressMode, Reporter};
 use crate::sample::{SampleConfig, SampleLayout, write_sample_dir};
 use crate::source::SourceRef;
 use crate::source::local::{default_include, expand_paths, include_set};
@@ -61,6 +62,7 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
         ),
     };
     let pool = config::connect(database_url, concurrency as u32 * 2 + 2).await?;
+    start_metrics(&args.pipeline).await?;
     let mut ingest = config::ingest(pool, &args.pipeline).await?;
     ingest.settings.retry_after = std::time::Duration::from_secs_f64(args.retry_base_secs.max(0.0));
     let cancel = pipeline::Cancel::default();
@@ -78,7 +80,55 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
         concurrency,
         display_root,
         cancel: cancel.clone(),
+        files: Arc::new(FileCounts::default()),
     };
+    if args.dry_run {
+        return dry_run(&runner).await;
+    }
+    let reporter = Reporter::start(progress_mode(&args.pipeline), Arc::clone(&runner.files));
+    let result = passes(&runner, &args, &cancel).await;
+    reporter.finish();
+    let total = result?;
+    print_summary(&total, args.pipeline.json);
+    Ok(total.exit_code())
+}
+
+fn progress_mode(args: &crate::cli::PipelineArgs) -> ProgressMode {
+    let interval = std::time::Duration::from_secs_f64(args.progress_interval.max(0.1));
+    ProgressMode::choose(args.json || args.quiet, interval)
+}
+
+/// Serves metrics when `--metrics-addr` is given.
+async fn start_metrics(args: &crate::cli::PipelineArgs) -> anyhow::Result<()> {
+    if let Some(addr) = &args.metrics_addr {
+        let local = crate::metrics::serve(addr)
+            .await
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        tracing::info!(%local, "serving Prometheus metrics on /metrics");
+    }
+    Ok(())
+}
+
+async fn dry_run(runner: &crate::runner::Runner) -> anyhow::Result<i32> {
+    let planned = runner.dry_run().await?;
+    let mut bytes = 0;
+    for object in &planned {
+        bytes += object.size;
+        println!("{}\t{}\t{}", object.why, object.size, object.key);
+    }
+    println!(
+        "{} object(s), {} bytes would be ingested (dry run: nothing written)",
+        planned.len(),
+        bytes
+    );
+    Ok(0)
+}
+
+async fn passes(
+    runner: &crate::runner::Runner,
+    args: &RunArgs,
+    cancel: &pipeline::Cancel,
+) -> anyhow::Result<Summary> {
     let mut total = Summary::default();
     loop {
         let summary = runner.pass().await?;
@@ -101,8 +151,7 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
             break;
         }
     }
-    print_summary(&total, args.pipeline.json);
-    Ok(total.exit_code())
+    Ok(total)
 }
 
 /// SIGINT / SIGTERM: stop claiming, stop files between chunks and release their leases.
@@ -153,6 +202,29 @@ async fn jobs_command(database_url: Option<&str>, command: JobsCommand) -> anyho
                 }
             }
         }
+        JobsCommand::Stats { bucket, json } => {
+            let stats = crate::jobs::stats(&pool, bucket.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&stats)?);
+            } else {
+                for (status, count) in &stats.counts {
+                    println!("{status}\t{count}");
+                }
+                match &stats.oldest_pending {
+                    Some((bucket, key, since)) => {
+                        println!("oldest pending: {bucket}/{key} since {since}")
+                    }
+                    None => println!("oldest pending: none"),
+                }
+                match &stats.last_failure {
+                    Some((bucket, key, at, error)) => println!(
+                        "last failure: {bucket}/{key} at {at}: {}",
+                        error.as_deref().unwrap_or("")
+                    ),
+                    None => println!("last failure: none"),
+                }
+            }
+        }
         JobsCommand::Retry {
             bucket,
             failed,
@@ -190,7 +262,15 @@ async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyho
             size,
         });
     }
-    let summary = run_tasks(Arc::new(ingest), tasks, args.force, concurrency).await?;
+    start_metrics(&args.pipeline).await?;
+    let files = Arc::new(FileCounts::default());
+    files
+        .total
+        .store(tasks.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let reporter = Reporter::start(progress_mode(&args.pipeline), Arc::clone(&files));
+    let summary = run_tasks(Arc::new(ingest), tasks, args.force, concurrency, &files).await;
+    reporter.finish();
+    let summary = summary?;
     print_summary(&summary, args.pipeline.json);
     Ok(summary.exit_code())
 }
@@ -201,6 +281,7 @@ pub async fn run_tasks(
     tasks: Vec<FileTask>,
     force: bool,
     concurrency: usize,
+    files: &FileCounts,
 ) -> anyhow::Result<Summary> {
     let mut summary = Summary::default();
     let mut results = futures::stream::iter(tasks)
@@ -211,6 +292,7 @@ pub async fn run_tasks(
         .buffer_unordered(concurrency.max(1));
     while let Some(result) = results.next().await {
         let report = result.context("the database failed during the run")?;
+        crate::metrics::add(&files.done, 1);
         log_report(&report);
         summary.add(&report);
     }
@@ -218,6 +300,13 @@ pub async fn run_tasks(
 }
 
 pub(crate) fn log_report(report: &FileReport) {
+    use crate::metrics::{METRICS, add};
+    match report.outcome {
+        Outcome::Completed => add(&METRICS.files_completed, 1),
+        Outcome::Failed(_) => add(&METRICS.files_failed, 1),
+        Outcome::Skipped(_) => add(&METRICS.files_skipped, 1),
+        Outcome::LeaseLost => add(&METRICS.files_lease_lost, 1),
+    }
     let c = report.counts;
     let ms = report.elapsed.as_millis() as u64;
     match &report.outcome {
@@ -313,6 +402,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
             SampleLayout::Array
         },
         gzip: !args.plain,
+        gzip_level: args.gzip_level,
         ..SampleConfig::default()
     };
     let stats = write_sample_dir(&config, &args.out, args.files)

@@ -70,6 +70,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub full_scan: bool,
 
+    /// List what would be ingested (new and retryable objects, with sizes) without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Keep polling for new objects.
     #[arg(long, env = "INGESTOR_FOLLOW")]
     pub follow: bool,
@@ -101,6 +105,14 @@ pub enum JobsCommand {
         #[arg(long, default_value_t = 1000)]
         limit: i64,
         /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts by status, oldest pending job, last failure.
+    Stats {
+        #[arg(long)]
+        bucket: Option<String>,
+        /// One JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -146,6 +158,26 @@ pub struct PipelineArgs {
     /// Print the summary as one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// No progress bar (periodic status lines in the logs instead).
+    #[arg(long, env = "INGESTOR_QUIET")]
+    pub quiet: bool,
+
+    /// Seconds between status lines when there is no progress bar.
+    #[arg(long, env = "INGESTOR_PROGRESS_INTERVAL", default_value_t = 10.0)]
+    pub progress_interval: f64,
+
+    /// Limit across the process: records written per second.
+    #[arg(long, env = "INGESTOR_MAX_RECORDS_PER_SEC")]
+    pub max_records_per_sec: Option<f64>,
+
+    /// Limit across the process: bytes read from sources per second (as stored).
+    #[arg(long, env = "INGESTOR_MAX_BYTES_PER_SEC")]
+    pub max_bytes_per_sec: Option<f64>,
+
+    /// Serve Prometheus metrics on HOST:PORT (path /metrics).
+    #[arg(long, env = "INGESTOR_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -200,4 +232,7 @@ pub struct GenerateArgs {
     /// Seed of the generator.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// gzip level (1 fast .. 9 small).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub gzip_level: u32,
 }

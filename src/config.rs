@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::cli::PipelineArgs;
+use crate::limit::Limits;
 use crate::pipeline::{Ingest, Settings};
 use crate::sink::TargetTable;
 use crate::transform::{Transform, TransformSql};
@@ -62,7 +63,8 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         None => TransformSql::builtin(),
     };
     let settings = Settings {
-        batch_records: args.batch_records as usize,
+        // A chunk is cut at batch boundaries: a batch never spans two chunks.
+        batch_records: args.batch_records.min(args.chunk_records) as usize,
         chunk_records: args.chunk_records as usize,
         lease: Duration::from_secs_f64(args.lease_secs.max(0.5)),
         ..Settings::default()
@@ -75,11 +77,13 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
             transform.origin, args.table
         )
     })?;
+    let limits = Limits::new(args.max_records_per_sec, args.max_bytes_per_sec);
     Ok(Ingest {
         pool,
         transform,
         sink,
         settings,
+        limits: Arc::new(limits),
     })
 }
 

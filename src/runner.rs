@@ -18,7 +18,9 @@ use object_store::path::Path as ObjectPath;
 use tokio::task::JoinSet;
 
 use crate::jobs::{self, ClaimRules, ClaimedFile, Lease, Listed};
-use crate::pipeline::{self, Cancel, FileReport, FileTask, Ingest, Summary};
+use crate::metrics::{self, METRICS};
+use crate::pipeline::{self, Cancel, FileReport, FileTask, Ingest, Outcome, Summary};
+use crate::progress::FileCounts;
 use crate::source::SourceRef;
 
 /// Keys recorded per discovery statement.
@@ -36,6 +38,17 @@ pub struct Runner {
     /// How logs and errors name an object: `s3://bucket` or the local folder.
     pub display_root: String,
     pub cancel: Cancel,
+    /// Files claimed and done, for progress.
+    pub files: Arc<FileCounts>,
+}
+
+/// One object `run --dry-run` would ingest.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub key: String,
+    pub size: u64,
+    /// `new`, `pending` or `retry`.
+    pub why: &'static str,
 }
 
 impl Runner {
@@ -72,6 +85,10 @@ impl Runner {
                 .await
                 .context("cannot claim files")?;
                 for file in claimed {
+                    metrics::add(&self.files.total, 1);
+                    if file.takeover {
+                        metrics::add(&METRICS.lease_takeovers, 1);
+                    }
                     running.spawn(self.process(file));
                 }
             }
@@ -83,6 +100,7 @@ impl Runner {
             };
             let (key, report) = done.context("a file task panicked")?;
             let mut report = report?;
+            metrics::add(&self.files.done, 1);
             crate::app::log_report(&report);
             if let Some(earlier) = reports.remove(&key) {
                 report.counts.ingested += earlier.counts.ingested;
@@ -145,8 +163,75 @@ impl Runner {
         async move {
             let report =
                 pipeline::process_claimed(&ingest, &task, &lease, file.checkpoint, &cancel).await;
+            if let (Ok(report), Some(modified)) = (&report, file.last_modified)
+                && report.outcome == Outcome::Completed
+            {
+                let lag = (chrono::Utc::now() - modified).num_milliseconds().max(0) as u64;
+                metrics::add(&METRICS.lag_millis_sum, lag);
+                metrics::add(&METRICS.lag_count, 1);
+            }
             (file.key, report)
         }
+    }
+
+    /// What a pass would ingest now, without writing: listed objects that are new, PENDING,
+    /// or FAILED with attempts left.
+    pub async fn dry_run(&self) -> anyhow::Result<Vec<Planned>> {
+        let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
+        let mut listing = self.store.list(prefix.as_ref());
+        let mut planned = Vec::new();
+        let mut page: Vec<(String, u64)> = Vec::with_capacity(DISCOVERY_PAGE);
+        loop {
+            let next = listing
+                .try_next()
+                .await
+                .with_context(|| format!("cannot list {}/{}", self.display_root, self.prefix))?;
+            if let Some(meta) = &next {
+                let key = meta.location.to_string();
+                if self.include.is_match(&key) {
+                    page.push((key, meta.size));
+                }
+            }
+            if page.len() == DISCOVERY_PAGE || (next.is_none() && !page.is_empty()) {
+                self.plan_page(&page, &mut planned).await?;
+                page.clear();
+            }
+            if next.is_none() {
+                return Ok(planned);
+            }
+        }
+    }
+
+    async fn plan_page(
+        &self,
+        page: &[(String, u64)],
+        planned: &mut Vec<Planned>,
+    ) -> anyhow::Result<()> {
+        let keys: Vec<String> = page.iter().map(|(key, _)| key.clone()).collect();
+        let known: HashMap<String, (String, i32)> =
+            jobs::known_statuses(&self.ingest.pool, &self.bucket, &keys)
+                .await?
+                .into_iter()
+                .map(|(key, status, attempts)| (key, (status, attempts)))
+                .collect();
+        for (key, size) in page {
+            let why = match known.get(key) {
+                None => "new",
+                Some((status, _)) if status == "PENDING" => "pending",
+                Some((status, attempts))
+                    if status == "FAILED" && *attempts < self.rules.max_attempts =>
+                {
+                    "retry"
+                }
+                Some(_) => continue,
+            };
+            planned.push(Planned {
+                key: key.clone(),
+                size: *size,
+                why,
+            });
+        }
+        Ok(())
     }
 
     /// Lists the prefix page by page and records unknown keys as PENDING.

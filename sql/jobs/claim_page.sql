@@ -4,7 +4,7 @@
 -- SKIP LOCKED lets any number of workers on any number of machines claim at once; each
 -- claimed row gets a fresh lease token.
 WITH picked AS (
-    SELECT bucket, s3_key
+    SELECT bucket, s3_key, status AS previous_status
     FROM processed_files
     WHERE bucket = $1
       AND starts_with(s3_key, $2)
@@ -24,4 +24,5 @@ SET status = 'PROCESSING',
     updated_at = now()
 FROM picked
 WHERE p.bucket = picked.bucket AND p.s3_key = picked.s3_key
-RETURNING p.s3_key, p.lease_token, p.checkpoint, p.size, p.attempts
+RETURNING p.s3_key, p.lease_token, p.checkpoint, p.size, p.attempts,
+          picked.previous_status = 'PROCESSING' AS takeover, p.last_modified

@@ -18,7 +18,7 @@ use arrow::record_batch::RecordBatch;
 use arrow_json::ReaderBuilder;
 use arrow_json::reader::Decoder;
 
-use super::framer::{FrameKind, Frames};
+use super::framer::{Frame, FrameKind, Frames};
 use super::side::{SideValues, validate};
 
 /// Top-level leaf fields of a record, as text.
@@ -184,9 +184,21 @@ impl RawBatcher {
         skip_below: u64,
         rejects: &mut Vec<Reject>,
     ) -> Result<Option<RecordBatch>, ArrowError> {
-        let mut extras = Extras::with_capacity(frames.len(), frames.bytes.len());
+        self.convert_range(frames, 0..frames.len(), skip_below, rejects)
+    }
+
+    /// [`RawBatcher::convert`] for the records `range` of `frames` only.
+    pub fn convert_range(
+        &mut self,
+        frames: &Frames,
+        range: std::ops::Range<usize>,
+        skip_below: u64,
+        rejects: &mut Vec<Reject>,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
+        let mut extras = Extras::with_capacity(range.len(), frames.bytes.len());
         self.ndjson.clear();
-        for (frame, bytes) in frames.iter() {
+        let selected = || frames.iter().skip(range.start).take(range.len());
+        for (frame, bytes) in selected() {
             if frame.index < skip_below {
                 continue;
             }
@@ -209,7 +221,7 @@ impl RawBatcher {
         }
         let decoded = match self.decode_all() {
             Ok(batch) => batch,
-            Err(_) => return self.convert_one_by_one(frames, skip_below, rejects),
+            Err(_) => return self.convert_one_by_one(selected(), skip_below, rejects),
         };
         self.assemble(decoded, extras).map(Some)
     }
@@ -225,15 +237,15 @@ impl RawBatcher {
 
     /// Slow path: arrow-json refused the batch. Decode each record alone, reject those that
     /// fail, and decode the survivors together.
-    fn convert_one_by_one(
+    fn convert_one_by_one<'f>(
         &mut self,
-        frames: &Frames,
+        selected: impl Iterator<Item = (&'f Frame, &'f [u8])>,
         skip_below: u64,
         rejects: &mut Vec<Reject>,
     ) -> Result<Option<RecordBatch>, ArrowError> {
-        let mut extras = Extras::with_capacity(frames.len(), frames.bytes.len());
+        let mut extras = Extras::with_capacity(64, 64 * 1024);
         self.ndjson.clear();
-        for (frame, bytes) in frames.iter() {
+        for (frame, bytes) in selected {
             if frame.index < skip_below || frame.kind != FrameKind::Object {
                 continue;
             }

@@ -13,7 +13,8 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 pub use queue::{
-    ClaimRules, ClaimedFile, JobRow, Listed, claim_page, discover, list, next_retry, retry,
+    ClaimRules, ClaimedFile, JobRow, Listed, Stats, claim_page, discover, known_statuses, list,
+    next_retry, retry, stats,
 };
 
 /// The claim of one file by this worker.

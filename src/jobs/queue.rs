@@ -38,6 +38,9 @@ pub struct ClaimedFile {
     pub checkpoint: u64,
     pub size: Option<u64>,
     pub attempts: i32,
+    /// The file was PROCESSING under an expired lease: a stuck job taken over.
+    pub takeover: bool,
+    pub last_modified: Option<DateTime<Utc>>,
 }
 
 /// What a claim may take.
@@ -56,24 +59,36 @@ pub async fn claim_page(
     limit: usize,
     rules: ClaimRules,
 ) -> sqlx::Result<Vec<ClaimedFile>> {
-    let rows: Vec<(String, Uuid, i64, Option<i64>, i32)> =
-        sqlx::query_as(include_str!("../../sql/jobs/claim_page.sql"))
-            .bind(bucket)
-            .bind(prefix)
-            .bind(limit as i64)
-            .bind(rules.lease_secs)
-            .bind(rules.max_attempts)
-            .fetch_all(pool)
-            .await?;
+    type Row = (
+        String,
+        Uuid,
+        i64,
+        Option<i64>,
+        i32,
+        bool,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(include_str!("../../sql/jobs/claim_page.sql"))
+        .bind(bucket)
+        .bind(prefix)
+        .bind(limit as i64)
+        .bind(rules.lease_secs)
+        .bind(rules.max_attempts)
+        .fetch_all(pool)
+        .await?;
     Ok(rows
         .into_iter()
-        .map(|(key, token, checkpoint, size, attempts)| ClaimedFile {
-            key,
-            token,
-            checkpoint: checkpoint.max(0) as u64,
-            size: size.map(|s| s.max(0) as u64),
-            attempts,
-        })
+        .map(
+            |(key, token, checkpoint, size, attempts, takeover, last_modified)| ClaimedFile {
+                key,
+                token,
+                checkpoint: checkpoint.max(0) as u64,
+                size: size.map(|s| s.max(0) as u64),
+                attempts,
+                takeover,
+                last_modified,
+            },
+        )
         .collect())
 }
 
@@ -143,5 +158,46 @@ pub async fn next_retry(
         .bind(prefix)
         .bind(max_attempts)
         .fetch_one(pool)
+        .await
+}
+
+/// `jobs stats`: counts by status, the oldest pending job, the last failure.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stats {
+    pub counts: Vec<(String, i64)>,
+    pub oldest_pending: Option<(String, String, DateTime<Utc>)>,
+    pub last_failure: Option<(String, String, DateTime<Utc>, Option<String>)>,
+}
+
+pub async fn stats(pool: &PgPool, bucket: Option<&str>) -> sqlx::Result<Stats> {
+    let counts = sqlx::query_as(include_str!("../../sql/jobs/stats_counts.sql"))
+        .bind(bucket)
+        .fetch_all(pool)
+        .await?;
+    let oldest_pending = sqlx::query_as(include_str!("../../sql/jobs/stats_oldest_pending.sql"))
+        .bind(bucket)
+        .fetch_optional(pool)
+        .await?;
+    let last_failure = sqlx::query_as(include_str!("../../sql/jobs/stats_last_failure.sql"))
+        .bind(bucket)
+        .fetch_optional(pool)
+        .await?;
+    Ok(Stats {
+        counts,
+        oldest_pending,
+        last_failure,
+    })
+}
+
+/// Statuses of known keys of `bucket` among `keys` (for `run --dry-run`).
+pub async fn known_statuses(
+    pool: &PgPool,
+    bucket: &str,
+    keys: &[String],
+) -> sqlx::Result<Vec<(String, String, i32)>> {
+    sqlx::query_as(include_str!("../../sql/jobs/known_statuses.sql"))
+        .bind(bucket)
+        .bind(keys)
+        .fetch_all(pool)
         .await
 }

@@ -37,6 +37,10 @@ pub enum Decoded {
 struct Stage {
     framer: Framer,
     frames: Frames,
+    /// Frames before this index are converted already.
+    converted: usize,
+    /// Records of the current chunk (converted, rejected or skipped).
+    chunk_records: usize,
     batcher: RawBatcher,
     chunk: DecodedChunk,
     resume: u64,
@@ -45,21 +49,49 @@ struct Stage {
 }
 
 impl Stage {
-    /// Converts the framed records into a batch of the current chunk.
-    fn convert(&mut self) -> Result<(), String> {
-        if self.frames.is_empty() {
+    /// Converts up to `n` framed records into a batch of the current chunk.
+    fn convert(&mut self, n: usize) -> Result<(), String> {
+        let end = (self.converted + n).min(self.frames.len());
+        if end == self.converted {
             return Ok(());
         }
         let batch = self
             .batcher
-            .convert(&self.frames, self.resume, &mut self.chunk.rejects)
+            .convert_range(
+                &self.frames,
+                self.converted..end,
+                self.resume,
+                &mut self.chunk.rejects,
+            )
             .map_err(|e| format!("cannot decode records into Arrow: {e}"))?;
         if let Some(batch) = batch {
             self.chunk.rows += batch.num_rows() as u64;
             self.chunk.batches.push(batch);
         }
-        self.frames.clear();
-        self.chunk.next_checkpoint = self.framer.records_framed().max(self.resume);
+        let last = self.frames.frames[end - 1].index;
+        self.chunk.next_checkpoint = (last + 1).max(self.resume);
+        self.chunk_records += end - self.converted;
+        self.converted = end;
+        if self.converted == self.frames.len() {
+            self.frames.clear();
+            self.converted = 0;
+        }
+        Ok(())
+    }
+
+    /// Converts everything framed so far.
+    fn convert_all(&mut self) -> Result<(), String> {
+        while self.converted < self.frames.len() {
+            let room = self
+                .settings
+                .chunk_records
+                .saturating_sub(self.chunk_records)
+                .max(1);
+            self.convert(room.min(self.settings.batch_records))?;
+            if self.chunk_records >= self.settings.chunk_records && !self.send_chunk() {
+                return Err("the pipeline stopped".into());
+            }
+        }
         Ok(())
     }
 
@@ -76,6 +108,7 @@ impl Stage {
                 ..DecodedChunk::default()
             },
         );
+        self.chunk_records = 0;
         self.out.blocking_send(Decoded::Chunk(chunk)).is_ok()
     }
 
@@ -84,10 +117,14 @@ impl Stage {
             self.framer
                 .push(piece, &mut self.frames)
                 .map_err(|e| e.to_string())?;
-            if self.frames.len() >= self.settings.batch_records {
-                self.convert()?;
-                let chunk_records = self.chunk.rows + self.chunk.rejects.len() as u64;
-                if chunk_records >= self.settings.chunk_records as u64 && !self.send_chunk() {
+            loop {
+                let room = self.settings.chunk_records - self.chunk_records;
+                let want = room.min(self.settings.batch_records);
+                if self.frames.len() - self.converted < want {
+                    break;
+                }
+                self.convert(want)?;
+                if self.chunk_records >= self.settings.chunk_records && !self.send_chunk() {
                     return Ok(false);
                 }
             }
@@ -97,7 +134,7 @@ impl Stage {
 
     /// Sends what was read before a fault, then the fault.
     fn fault(mut self, cause: String) {
-        let converted = self.convert();
+        let converted = self.convert_all();
         if self.send_chunk() {
             let cause = match converted {
                 Ok(()) => cause,
@@ -127,6 +164,8 @@ pub fn run(
     let mut stage = Stage {
         framer: Framer::new(),
         frames: Frames::new(),
+        converted: 0,
+        chunk_records: 0,
         batcher,
         chunk: DecodedChunk {
             next_checkpoint: resume,
@@ -157,7 +196,7 @@ pub fn run(
     if let Err(e) = stage.framer.finish(&mut stage.frames) {
         return stage.fault(e.to_string());
     }
-    if let Err(cause) = stage.convert() {
+    if let Err(cause) = stage.convert_all() {
         return stage.fault(cause);
     }
     stage.send_chunk();

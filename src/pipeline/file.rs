@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 use crate::decode::SourceName;
 use crate::jobs::{self, ChunkCounts, Lease};
+use crate::limit::Limits;
+use crate::metrics::{self, METRICS};
 use crate::sink::SinkPlan;
 use crate::source::{ByteCounter, CountingReader, READ_BUFFER_BYTES, SourceRef, decompress, open};
 use crate::transform::{Transform, TransformError, TransformSql};
@@ -26,6 +28,7 @@ pub struct Ingest {
     pub transform: TransformSql,
     pub sink: SinkPlan,
     pub settings: Settings,
+    pub limits: Arc<Limits>,
 }
 
 /// One file to ingest.
@@ -147,6 +150,9 @@ pub async fn process_claimed(
         display: task.display.clone(),
         source,
     };
+    if lease.attempts > 1 {
+        metrics::add(&METRICS.retries, 1);
+    }
     let heartbeat = Heartbeat::start(ingest.pool.clone(), lease.clone());
     let mut counts = ChunkCounts::default();
     let result = stream_file(ingest, task, lease, resume, cancel, &mut counts).await;
@@ -245,9 +251,11 @@ async fn stream_file(
     let (decoded_tx, decoded_rx) = mpsc::channel(2);
     let (encoded_tx, mut encoded_rx) = mpsc::channel(1);
 
+    let limits = Arc::clone(&ingest.limits);
     let reader = tokio::spawn(read_source(
         task.source.clone(),
         compressed.clone(),
+        limits,
         bytes_tx,
     ));
     let name = SourceName {
@@ -266,11 +274,20 @@ async fn stream_file(
                 return Err(FileError::Cancelled);
             }
             let chunk = chunk?;
-            let chunk_counts = chunk.counts;
+            let c = chunk.counts;
+            ingest
+                .limits
+                .take_records(c.ingested + c.rejected + c.filtered)
+                .await;
+            let started = Instant::now();
             commit::commit(&ingest.pool, lease, &ingest.sink.copy_sql, chunk).await?;
-            counts.ingested += chunk_counts.ingested;
-            counts.rejected += chunk_counts.rejected;
-            counts.filtered += chunk_counts.filtered;
+            METRICS.chunk(started.elapsed());
+            metrics::add(&METRICS.records_ingested, c.ingested);
+            metrics::add(&METRICS.records_rejected, c.rejected);
+            metrics::add(&METRICS.records_filtered, c.filtered);
+            counts.ingested += c.ingested;
+            counts.rejected += c.rejected;
+            counts.filtered += c.filtered;
         }
         commit::complete(&ingest.pool, lease).await
     }
@@ -287,12 +304,18 @@ async fn stream_file(
 pub(super) async fn read_source(
     source: SourceRef,
     compressed: ByteCounter,
+    limits: Arc<Limits>,
     out: mpsc::Sender<std::io::Result<bytes::Bytes>>,
 ) {
     let result: std::io::Result<()> = async {
         let raw = open(&source).await?;
-        let mut reader = decompress(Box::new(CountingReader::new(raw, compressed))).await?;
+        let counter = compressed.clone();
+        let mut reader = decompress(Box::new(CountingReader::new(raw, counter))).await?;
+        let mut charged = 0;
         loop {
+            let read = compressed.get();
+            limits.take_bytes(read - charged).await;
+            charged = read;
             let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
             while buffer.len() < READ_BUFFER_BYTES {
                 if reader.read_buf(&mut buffer).await? == 0 {

@@ -38,7 +38,8 @@ pub async fn preview(
     let compressed = ByteCounter::default();
     let (bytes_tx, bytes_rx) = mpsc::channel(4);
     let (decoded_tx, mut decoded_rx) = mpsc::channel(1);
-    let reader = tokio::spawn(read_source(source, compressed.clone(), bytes_tx));
+    let limits = std::sync::Arc::new(crate::limit::Limits::default());
+    let reader = tokio::spawn(read_source(source, compressed.clone(), limits, bytes_tx));
     let decoder = tokio::task::spawn_blocking(move || {
         decode_stage::run(bytes_rx, decoded_tx, name, 0, settings, compressed)
     });

@@ -43,7 +43,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<R> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &poll {
-            self.counter.add((buf.filled().len() - before) as u64);
+            let n = (buf.filled().len() - before) as u64;
+            self.counter.add(n);
+            crate::metrics::add(&crate::metrics::METRICS.bytes_read, n);
         }
         poll
     }

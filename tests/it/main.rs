@@ -8,6 +8,7 @@ mod exactly_once;
 mod failures;
 mod fencing;
 mod mapping;
+mod operations;
 mod run;
 mod s3;
 mod transform;

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark: ingestor against the database's own COPY ceiling, same rows, same run.
+
+Generates N records in F gzipped JSON-array files, then alternates, RUNS times:
+  (a) `ingestor ingest-file` of the files into an empty `logs`;
+  (b) `psql \\copy logs FROM` the same final rows pre-rendered in PostgreSQL's binary COPY
+      format (taken from (a) by `\\copy logs TO`), the single-stream ceiling.
+Prints per-run figures and medians: records/s, ratio to the ceiling, client CPU seconds,
+database CPU seconds (postmaster + children, from /proc), peak client RSS.
+
+  python3 benches/e2e.py --records 1000000 --files 20 --runs 3 [--concurrency 2]
+
+Needs a release build (`cargo build --release`), PostgreSQL on DATABASE_URL (a database
+named by --database, created if missing) and psql. Everything talks to 127.0.0.1 only.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COLUMNS = ("id, timestamp, level, method, url, query, headers, params, context, message, hostname, "
+           "auth_user_id, pid, remote_address, remote_port, processing_time_ms, cache_hit, "
+           "document_count, last_updated, raw_data, request_id, source_bucket, source_key, source_index")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
+
+
+def postmaster_pid():
+    out = sh("psql", ADMIN_URL, "-Atc", "SHOW data_directory").stdout.strip()
+    with open(Path(out) / "postmaster.pid") as f:
+        return int(f.readline())
+
+
+def cpu_seconds(pid):
+    """utime+stime of `pid` and of its reaped children, plus its live children."""
+    def stat(p):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return [int(x) for x in fields[11:15]]  # utime stime cutime cstime
+    total = sum(stat(pid))
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            total += sum(stat(int(child))[:2])
+        except FileNotFoundError:
+            pass
+    return total / CLK_TCK
+
+
+def psql(sql):
+    sh("psql", DB_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql)
+
+
+def reset():
+    psql("TRUNCATE logs, processed_files, rejected_records; CHECKPOINT")
+
+
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time -v; returns wall s, client CPU s, peak RSS MB, stdout."""
+    db_before = cpu_seconds(PG_PID)
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    db_cpu = cpu_seconds(PG_PID) - db_before
+    if proc.returncode != 0:
+        sys.exit(f"{cmd[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    user = float(re.search(r"User time \(seconds\): ([\d.]+)", proc.stderr).group(1))
+    system = float(re.search(r"System time \(seconds\): ([\d.]+)", proc.stderr).group(1))
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1)) / 1024
+    return wall, user + system, db_cpu, rss, proc.stdout
+
+
+def main():
+    global ADMIN_URL, DB_URL, PG_PID
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--files", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--database", default="ingestor_bench")
+    parser.add_argument("--data", default=str(ROOT / "bench-data"))
+    parser.add_argument("--binary", default=os.environ.get("INGESTOR_BIN", str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "ingestor")))
+    parser.add_argument("extra", nargs="*", help="extra ingest-file flags")
+    args = parser.parse_args()
+
+    ADMIN_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    DB_URL = ADMIN_URL.rsplit("/", 1)[0] + "/" + args.database
+    if not sh("psql", ADMIN_URL, "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{args.database}'").stdout.strip():
+        sh("psql", ADMIN_URL, "-qc", f"CREATE DATABASE {args.database}")
+    PG_PID = postmaster_pid()
+    env = dict(os.environ, DATABASE_URL=DB_URL, RUST_LOG="warn")
+    binary = args.binary
+    sh(binary, "migrate", env=env)
+
+    data = Path(args.data) / f"{args.records}-{args.files}"
+    if not data.exists():
+        tmp = data.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        sh(binary, "generate", "--out", str(tmp), "--files", str(args.files),
+           "--records", str(args.records // args.files), "--gzip-level", "6")
+        tmp.rename(data)
+    json_bytes = None
+    rendered = Path(args.data) / f"{args.records}-{args.files}.pgcopy"
+
+    rows = []
+    for run in range(args.runs):
+        reset()
+        wall, cpu, db_cpu, rss, out = timed([binary, "ingest-file", "--json", "--concurrency", str(args.concurrency), *args.extra, str(data)], env)
+        count = int(sh("psql", DB_URL, "-Atc", "SELECT count(*) FROM logs").stdout)
+        if not rendered.exists():
+            sh("psql", DB_URL, "-qc", f"\\copy logs ({COLUMNS}) TO '{rendered}' (FORMAT binary)")
+        ours = dict(wall=wall, cpu=cpu, db=db_cpu, rss=rss, rate=count / wall)
+        reset()
+        cwall, ccpu, cdb, crss, _ = timed(["psql", DB_URL, "-v", "ON_ERROR_STOP=1", "-qc",
+                                           f"\\copy logs ({COLUMNS}) FROM '{rendered}' (FORMAT binary)"])
+        ceiling = dict(wall=cwall, cpu=ccpu, db=cdb, rss=crss, rate=count / cwall)
+        rows.append((ours, ceiling, count))
+        print(f"run {run + 1}: ingestor {ours['rate']:,.0f} rec/s ({wall:.1f} s, client CPU {cpu:.1f} s, "
+              f"db CPU {db_cpu:.1f} s, RSS {rss:.0f} MB) | psql \\copy binary {ceiling['rate']:,.0f} rec/s "
+              f"({cwall:.1f} s, db CPU {cdb:.1f} s) | ratio {ours['rate'] / ceiling['rate']:.2f}", flush=True)
+
+    med = lambda key, i: statistics.median(r[i][key] for r in rows)
+    count = rows[0][2]
+    per_m = 1_000_000 / count
+    print()
+    print(f"{count:,} records, {args.files} files, {args.runs} runs, concurrency {args.concurrency} (medians)")
+    print("| loader | records/s | x ceiling | client CPU s / M records | database CPU s / M records | peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    print(f"| psql \\copy, binary, pre-rendered (ceiling) | {med('rate', 1):,.0f} | 1.00 | {med('cpu', 1) * per_m:.1f} | {med('db', 1) * per_m:.1f} | {med('rss', 1):.0f} |")
+    ratio = statistics.median(r[0]['rate'] / r[1]['rate'] for r in rows)
+    print(f"| ingestor ingest-file (gz JSON -> logs) | {med('rate', 0):,.0f} | {ratio:.2f} | {med('cpu', 0) * per_m:.1f} | {med('db', 0) * per_m:.1f} | {med('rss', 0):.0f} |")
+
+
+if __name__ == "__main__":
+    main()

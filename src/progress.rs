@@ -1,0 +1,121 @@
+//! Live progress of long work: a progress bar on a terminal (files done / total, records and
+//! bytes per second, ETA), or one status line in the logs every interval when stderr is not
+//! a terminal (or with `--json` / `--quiet`): never escape codes where no one sees them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::metrics::METRICS;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A bar on stderr (a terminal).
+    Bar,
+    /// A log line every interval.
+    Lines(Duration),
+}
+
+impl ProgressMode {
+    /// A bar when stderr is a terminal and the output is for people; log lines otherwise.
+    pub fn choose(machine_output: bool, interval: Duration) -> Self {
+        if !machine_output && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            Self::Bar
+        } else {
+            Self::Lines(interval)
+        }
+    }
+}
+
+/// Files known and done, shared with the reporter.
+#[derive(Debug, Default)]
+pub struct FileCounts {
+    pub total: AtomicU64,
+    pub done: AtomicU64,
+}
+
+/// The running reporter; stop it with [`Reporter::finish`].
+pub struct Reporter {
+    task: tokio::task::JoinHandle<()>,
+    bar: Option<ProgressBar>,
+}
+
+fn snapshot() -> (u64, u64) {
+    (
+        METRICS.records_ingested.load(Ordering::Relaxed),
+        METRICS.bytes_read.load(Ordering::Relaxed),
+    )
+}
+
+fn eta(done: u64, total: u64, elapsed: Duration) -> String {
+    if done == 0 || total <= done {
+        return "-".into();
+    }
+    let left = elapsed.mul_f64((total - done) as f64 / done as f64);
+    format!("{}s", left.as_secs())
+}
+
+impl Reporter {
+    /// Starts reporting on `files`.
+    pub fn start(mode: ProgressMode, files: Arc<FileCounts>) -> Self {
+        let started = Instant::now();
+        let (base_records, base_bytes) = snapshot();
+        let bar = (mode == ProgressMode::Bar).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} files  {msg}")
+                    .expect("valid template"),
+            );
+            bar
+        });
+        let shown = bar.clone();
+        let every = match mode {
+            ProgressMode::Bar => Duration::from_millis(250),
+            ProgressMode::Lines(interval) => interval,
+        };
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let elapsed = started.elapsed();
+                let (records, bytes) = snapshot();
+                let (records, bytes) = (records - base_records, bytes - base_bytes);
+                let secs = elapsed.as_secs_f64().max(1e-3);
+                let total = files.total.load(Ordering::Relaxed);
+                let done = files.done.load(Ordering::Relaxed);
+                let records_rate = records as f64 / secs;
+                let mb_rate = bytes as f64 / secs / 1e6;
+                let eta = eta(done, total, elapsed);
+                match &shown {
+                    Some(bar) => {
+                        bar.set_length(total);
+                        bar.set_position(done);
+                        bar.set_message(format!(
+                            "{records} records  {records_rate:.0} rec/s  {mb_rate:.1} MB/s  ETA {eta}"
+                        ));
+                    }
+                    None => tracing::info!(
+                        files_done = done,
+                        files_total = total,
+                        records,
+                        records_per_sec = records_rate as u64,
+                        mb_per_sec = format!("{mb_rate:.1}"),
+                        eta = %eta,
+                        "progress"
+                    ),
+                }
+            }
+        });
+        Self { task, bar }
+    }
+
+    /// Stops reporting and clears the bar.
+    pub fn finish(self) {
+        self.task.abort();
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Operating it: metrics, rate limits, dry runs, secrets and escape codes in output,
+//! `jobs stats`, SIGTERM in follow mode.
+
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+
+use crate::util;
+
+/// A local "bucket": `root/logs/` with `files` generated files.
+async fn local_bucket(files: usize, records: u64) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let folder = root.path().join("logs").join("2024");
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_ingestor"))
+        .args([
+            "generate",
+            "--out",
+            folder.to_str().unwrap(),
+            "--files",
+            &files.to_string(),
+            "--records",
+            &records.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    root
+}
+
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .unwrap_or_else(|| panic!("{name} missing in:\n{body}"))
+        .parse()
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn metrics_endpoint_serves_the_counters_and_sigterm_stops_cleanly(pool: PgPool) {
+    let root = local_bucket(3, 500).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let args = [
+        "run",
+        "--json",
+        "--bucket",
+        "logs",
+        "--local-buckets",
+        root.path().to_str().unwrap(),
+        "--follow",
+        "--interval",
+        "0.2",
+        "--metrics-addr",
+        &addr,
+        "--chunk-records",
+        "200",
+    ];
+    let child = util::command(&pool, &args).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while util::count(
+        &pool,
+        "SELECT count(*) FROM processed_files WHERE status = 'COMPLETED'",
+    )
+    .await
+        < 3
+    {
+        assert!(Instant::now() < deadline, "files were not ingested");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let response = http_get(port, "/metrics").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(
+        metric(&response, "ingestor_files_total{outcome=\"completed\"}"),
+        3.0
+    );
+    assert_eq!(metric(&response, "ingestor_records_ingested_total"), 1500.0);
+    assert_eq!(metric(&response, "ingestor_records_rejected_total"), 0.0);
+    assert_eq!(
+        metric(&response, "ingestor_copy_chunks_total"),
+        9.0,
+        "3 chunks of up to 200 per file"
+    );
+    assert!(metric(&response, "ingestor_read_bytes_total") > 0.0);
+    assert!(metric(&response, "ingestor_copy_seconds_total") > 0.0);
+    assert_eq!(metric(&response, "ingestor_ingestion_lag_count_total"), 3.0);
+
+    // SIGTERM: a clean stop with the summary.
+    let pid = child.id().unwrap() as i32;
+    assert_eq!(unsafe_kill(pid), 0);
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["records_ingested"], 1500);
+}
+
+/// Sends SIGTERM through the `kill` command (no libc dependency).
+fn unsafe_kill(pid: i32) -> i32 {
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .code()
+        .unwrap_or(-1)
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn the_records_rate_limit_holds_within_ten_percent(pool: PgPool) {
+    let root = local_bucket(2, 3000).await;
+    let limit = 2000.0;
+    let run = util::ingest(
+        &pool,
+        root.path(),
+        &[
+            "--max-records-per-sec",
+            "2000",
+            "--chunk-records",
+            "100",
+            "--concurrency",
+            "2",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Each chunk commits in its own transaction: the commit times give the achieved rate.
+    let (rows, span): (i64, f64) = sqlx::query_as(
+        "SELECT count(*), EXTRACT(EPOCH FROM max(created_at) - min(created_at))::float8 FROM logs",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, 6000);
+    let chunks = util::count(&pool, "SELECT count(DISTINCT created_at) FROM logs").await;
+    assert!(chunks >= 50, "{chunks} chunk transactions");
+    // Between the first and the last commit, all but one chunk's worth of records passed.
+    let rate = (rows - 100) as f64 / span;
+    assert!(
+        (rate - limit).abs() / limit <= 0.10,
+        "rate {rate:.0}/s against a limit of {limit}/s"
+    );
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn dry_run_lists_what_would_be_ingested_and_writes_nothing(pool: PgPool) {
+    let root = local_bucket(4, 10).await;
+    std::fs::write(root.path().join("logs/skip.txt"), "not a log").unwrap();
+    let run = util::run(
+        &pool,
+        &[
+            "run",
+            "--dry-run",
+            "--bucket",
+            "logs",
+            "--local-buckets",
+            root.path().to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let listed: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("new\t"))
+        .collect();
+    assert_eq!(listed.len(), 4, "{}", run.stdout);
+    assert!(run.stdout.contains("4 object(s)"), "{}", run.stdout);
+    assert!(!run.stdout.contains("skip.txt"));
+    assert_eq!(
+        util::count(&pool, "SELECT count(*) FROM processed_files").await,
+        0
+    );
+    assert_eq!(util::count(&pool, "SELECT count(*) FROM logs").await, 0);
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn secrets_and_escape_codes_never_reach_the_output(pool: PgPool) {
+    let root = local_bucket(1, 50).await;
+    let url = util::db_url(&pool).replacen(
+        "postgres://postgres@",
+        "postgres://postgres:pg-secret-1234@",
+        1,
+    );
+    assert!(url.contains("pg-secret-1234"), "{url}");
+    let output = util::command(
+        &pool,
+        &[
+            "run",
+            "--bucket",
+            "logs",
+            "--local-buckets",
+            root.path().to_str().unwrap(),
+            "--progress-interval",
+            "0.05",
+        ],
+    )
+    .env("DATABASE_URL", &url)
+    .env("RUST_LOG", "debug")
+    .env("AWS_SECRET_ACCESS_KEY", "aws-secret-5678")
+    .env("AWS_ACCESS_KEY_ID", "AKIASECRET9")
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let all = [output.stdout, output.stderr].concat();
+    let text = String::from_utf8_lossy(&all);
+    for secret in ["pg-secret-1234", "aws-secret-5678", "AKIASECRET9"] {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+    assert!(!all.contains(&0x1b), "escape codes off a terminal:\n{text}");
+    assert!(text.contains("COMPLETED"), "one line per file:\n{text}");
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn jobs_stats_counts_by_status_with_oldest_pending_and_last_failure(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    util::write_file(dir.path(), "ok.json", b"[{\"a\":1}]");
+    util::write_file(dir.path(), "bad.json", b"[{\"a\":1}");
+    let run = util::ingest(&pool, dir.path(), &[]).await;
+    assert_eq!(run.code, 3);
+    let stats = util::run(&pool, &["jobs", "stats", "--json"]).await;
+    assert_eq!(stats.code, 0, "{}", stats.stderr);
+    let value = stats.summary();
+    assert_eq!(
+        value["counts"],
+        serde_json::json!([["COMPLETED", 1], ["FAILED", 1]])
+    );
+    assert!(
+        value["last_failure"][1]
+            .as_str()
+            .unwrap()
+            .ends_with("bad.json")
+    );
+    assert!(
+        value["last_failure"][3]
+            .as_str()
+            .unwrap()
+            .contains("never closed")
+    );
+    assert!(value["oldest_pending"].is_null());
+}
