@@ -98,6 +98,8 @@ impl Stage {
     /// Sends the current chunk if it holds anything. False: the receiver is gone.
     fn send_chunk(&mut self) -> bool {
         if self.chunk.batches.is_empty() && self.chunk.rejects.is_empty() {
+            // Only records below the resume checkpoint: nothing to commit.
+            self.chunk_records = 0;
             return true;
         }
         let next = self.chunk.next_checkpoint;
@@ -118,8 +120,11 @@ impl Stage {
                 .push(piece, &mut self.frames)
                 .map_err(|e| e.to_string())?;
             loop {
-                let room = self.settings.chunk_records - self.chunk_records;
-                let want = room.min(self.settings.batch_records);
+                let room = self
+                    .settings
+                    .chunk_records
+                    .saturating_sub(self.chunk_records);
+                let want = room.min(self.settings.batch_records).max(1);
                 if self.frames.len() - self.converted < want {
                     break;
                 }
@@ -200,4 +205,73 @@ pub fn run(
         return stage.fault(cause);
     }
     stage.send_chunk();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+
+    /// Runs the stage over `records` NDJSON records resumed at `resume`; returns the source
+    /// indices of the chunks' rows, chunk by chunk.
+    fn indices(
+        records: usize,
+        resume: u64,
+        chunk_records: usize,
+        batch_records: usize,
+    ) -> Vec<Vec<i64>> {
+        let input: String = (0..records).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+        let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel(4);
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(1024);
+        bytes_tx.blocking_send(Ok(Bytes::from(input))).unwrap();
+        drop(bytes_tx);
+        let settings = Settings {
+            chunk_records,
+            batch_records,
+            ..Settings::default()
+        };
+        let source = SourceName {
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        run(
+            bytes_rx,
+            out_tx,
+            source,
+            resume,
+            settings,
+            ByteCounter::default(),
+        );
+        let mut chunks = Vec::new();
+        while let Ok(Decoded::Chunk(chunk)) = out_rx.try_recv() {
+            let mut rows = Vec::new();
+            for batch in &chunk.batches {
+                let index = batch
+                    .column_by_name("_source_index")
+                    .unwrap()
+                    .as_primitive::<Int64Type>();
+                rows.extend(index.values().iter().copied());
+            }
+            assert_eq!(chunk.next_checkpoint, *rows.last().unwrap() as u64 + 1);
+            chunks.push(rows);
+        }
+        chunks
+    }
+
+    #[test]
+    fn chunks_hold_exactly_chunk_records() {
+        let chunks = indices(1000, 0, 300, 128);
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![300, 300, 300, 100]);
+        assert_eq!(chunks.concat(), (0..1000).collect::<Vec<i64>>());
+    }
+
+    /// Regression: chunks made only of records below the checkpoint once made the stage spin.
+    #[test]
+    fn resuming_skips_committed_records_and_terminates() {
+        let chunks = indices(1000, 650, 100, 50);
+        assert_eq!(chunks.concat(), (650..1000).collect::<Vec<i64>>());
+        assert!(chunks.iter().all(|c| c.len() <= 100));
+    }
 }

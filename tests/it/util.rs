@@ -69,7 +69,8 @@ pub fn command(pool: &PgPool, args: &[&str]) -> tokio::process::Command {
         .env_remove("INGESTOR_TRANSFORM")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     command
 }
 
