@@ -63,15 +63,15 @@ pub struct RunArgs {
 
     /// Keys to take (glob on the key or the file name; repeatable). Default: *.json, *.json.gz,
     /// *.jsonl[.gz], *.ndjson[.gz], *.log[.gz].
-    #[arg(long = "include")]
+    #[arg(long = "include", env = "INGESTOR_INCLUDE", value_delimiter = ',')]
     pub include: Vec<String>,
 
-    /// List the whole prefix (every pass does today; kept for scripts that ask for it).
-    #[arg(long)]
+    /// List the whole prefix (every pass does: discovery never skips an unseen key).
+    #[arg(long, env = "INGESTOR_FULL_SCAN")]
     pub full_scan: bool,
 
     /// List what would be ingested (new and retryable objects, with sizes) without writing.
-    #[arg(long)]
+    #[arg(long, env = "INGESTOR_DRY_RUN")]
     pub dry_run: bool,
 
     /// Keep polling for new objects.
@@ -156,7 +156,7 @@ pub struct PipelineArgs {
     pub lease_secs: f64,
 
     /// Print the summary as one JSON object on the last line of stdout.
-    #[arg(long)]
+    #[arg(long, env = "INGESTOR_JSON")]
     pub json: bool,
 
     /// No progress bar (periodic status lines in the logs instead).
@@ -183,7 +183,7 @@ pub struct PipelineArgs {
 #[derive(Debug, Args)]
 pub struct IngestFileArgs {
     /// Ingest files again even when COMPLETED, replacing the rows they produced before.
-    #[arg(long)]
+    #[arg(long, env = "INGESTOR_FORCE")]
     pub force: bool,
 
     #[command(flatten)]

@@ -277,3 +277,68 @@ async fn jobs_stats_counts_by_status_with_oldest_pending_and_last_failure(pool: 
     );
     assert!(value["oldest_pending"].is_null());
 }
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn sigterm_mid_file_releases_the_file_and_a_restart_loses_nothing(pool: PgPool) {
+    let root = local_bucket(1, 30_000).await;
+    let bucket = root.path().to_str().unwrap();
+    let args = [
+        "run",
+        "--json",
+        "--bucket",
+        "logs",
+        "--local-buckets",
+        bucket,
+        "--chunk-records",
+        "500",
+        "--max-records-per-sec",
+        "20000",
+    ];
+    let child = util::command(&pool, &args).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while util::count(
+        &pool,
+        "SELECT COALESCE(sum(checkpoint), 0)::bigint FROM processed_files",
+    )
+    .await
+        < 2_000
+    {
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(unsafe_kill(child.id().unwrap() as i32), 0);
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (status, checkpoint, lease): (String, i64, Option<uuid::Uuid>) =
+        sqlx::query_as("SELECT status, checkpoint, lease_token FROM processed_files")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "PENDING", "released for the next run");
+    assert!(lease.is_none());
+    assert!(checkpoint > 0 && checkpoint < 30_000, "{checkpoint}");
+    assert_eq!(
+        util::count(&pool, "SELECT count(*) FROM logs").await,
+        checkpoint,
+        "the checkpoint matches the rows"
+    );
+
+    // A restart right away (no lease to wait for) completes the file exactly.
+    let rerun = util::run(&pool, &args[..6]).await;
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    assert_eq!(rerun.count("records_ingested") as i64, 30_000 - checkpoint);
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT source_index) FROM logs")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((rows, distinct), (30_000, 30_000));
+}
