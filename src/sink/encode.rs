@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array,
-    Int64Array, StringArray,
+    Int64Array, LargeStringArray, StringArray, StringViewArray,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
@@ -26,12 +26,37 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// Days from 1970-01-01 to 2000-01-01.
 const PG_EPOCH_DAYS: i32 = 10_957;
 
+/// A string column of any Arrow string layout, read without copying.
+enum Strings {
+    Utf8(StringArray),
+    Large(LargeStringArray),
+    View(StringViewArray),
+}
+
+impl Strings {
+    fn is_null(&self, row: usize) -> bool {
+        match self {
+            Self::Utf8(a) => a.is_null(row),
+            Self::Large(a) => a.is_null(row),
+            Self::View(a) => a.is_null(row),
+        }
+    }
+
+    fn value(&self, row: usize) -> &str {
+        match self {
+            Self::Utf8(a) => a.value(row),
+            Self::Large(a) => a.value(row),
+            Self::View(a) => a.value(row),
+        }
+    }
+}
+
 /// One column of a batch, converted to what its PostgreSQL type is written from.
 enum Column {
     Null,
-    Text(StringArray),
-    Json(StringArray),
-    Jsonb(StringArray),
+    Text(Strings),
+    Json(Strings),
+    Jsonb(Strings),
     Int2(Int16Array),
     Int4(Int32Array),
     Int8(Int64Array),
@@ -42,7 +67,7 @@ enum Column {
     Micros(Int64Array),
     /// Days since 2000-01-01.
     Days(Int32Array),
-    Uuid(StringArray),
+    Uuid(Strings),
 }
 
 /// Encodes batches whose columns `columns[i]` (index into the batch, type) are written as
@@ -87,11 +112,13 @@ impl CopyEncoder {
     }
 }
 
-fn text(array: &ArrayRef) -> Result<StringArray, ArrowError> {
-    match array.data_type() {
-        DataType::Utf8 => Ok(array.as_string::<i32>().clone()),
-        _ => Ok(cast(array, &DataType::Utf8)?.as_string::<i32>().clone()),
-    }
+fn text(array: &ArrayRef) -> Result<Strings, ArrowError> {
+    Ok(match array.data_type() {
+        DataType::Utf8 => Strings::Utf8(array.as_string::<i32>().clone()),
+        DataType::LargeUtf8 => Strings::Large(array.as_string::<i64>().clone()),
+        DataType::Utf8View => Strings::View(array.as_string_view().clone()),
+        _ => Strings::Utf8(cast(array, &DataType::Utf8)?.as_string::<i32>().clone()),
+    })
 }
 
 fn prepare(array: &ArrayRef, pg: PgType) -> Result<Column, ArrowError> {

@@ -41,19 +41,32 @@ pub fn object_hash(bucket: &str, key: &str) -> u64 {
 
 /// The id of record `index` of the object with hash `object`, as a UUID string.
 pub fn record_id(object: u64, index: i64, millis: i64) -> String {
+    let mut text = [0u8; 36];
+    write_record_id(object, index, millis, &mut text);
+    String::from_utf8(text.to_vec()).expect("hex is ASCII")
+}
+
+/// Writes the id into `out` as `xxxxxxxx-xxxx-7xxx-yxxx-xxxxxxxxxxxx` (no allocation).
+fn write_record_id(object: u64, index: i64, millis: i64, out: &mut [u8; 36]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let high = mix(object ^ mix(index as u64));
     let low = mix(high ^ object.rotate_left(17));
     let millis = (millis.max(0) as u64) & 0xffff_ffff_ffff;
-    let version_and_rand_a = 0x7000 | (high & 0x0fff) as u16;
+    let version_and_rand_a = 0x7000 | (high & 0x0fff);
     let variant_and_rand_b = 0x8000_0000_0000_0000 | (low & 0x3fff_ffff_ffff_ffff);
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        millis >> 16,
-        millis & 0xffff,
-        version_and_rand_a,
-        variant_and_rand_b >> 48,
-        variant_and_rand_b & 0xffff_ffff_ffff
-    )
+    let bytes: u128 = (u128::from(millis) << 80)
+        | (u128::from(version_and_rand_a) << 64)
+        | u128::from(variant_and_rand_b);
+    let mut at = 0;
+    for i in 0..32 {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            out[at] = b'-';
+            at += 1;
+        }
+        let nibble = (bytes >> (124 - 4 * i)) & 0xf;
+        out[at] = HEX[nibble as usize];
+        at += 1;
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -118,6 +131,7 @@ impl ScalarUDFImpl for RecordIdUdf {
         let millis = millis_of(&arrays[3])?;
         let mut out = StringBuilder::with_capacity(rows, rows * 36);
         let mut cached: Option<(usize, u64)> = None;
+        let mut text = [0u8; 36];
         for (row, millis) in millis.iter().enumerate() {
             if buckets.is_null(row) || keys.is_null(row) || index.is_null(row) {
                 out.append_null();
@@ -136,7 +150,8 @@ impl ScalarUDFImpl for RecordIdUdf {
                     hash
                 }
             };
-            out.append_value(record_id(object, index.value(row), millis.unwrap_or(0)));
+            write_record_id(object, index.value(row), millis.unwrap_or(0), &mut text);
+            out.append_value(std::str::from_utf8(&text).expect("hex is ASCII"));
         }
         let array: ArrayRef = Arc::new(out.finish());
         if rows == 1
@@ -157,6 +172,8 @@ impl ScalarUDFImpl for RecordIdUdf {
 mod tests {
     use super::*;
 
+    const FIXED_ID: &str = "0192fbc4-517b-7b74-adb4-e87017dbde95";
+
     #[test]
     fn ids_are_deterministic_uuid_v7_layout_and_time_ordered() {
         let object = object_hash("bucket", "key.json.gz");
@@ -171,5 +188,7 @@ mod tests {
             record_id(object_hash("bucket", "other"), 0, 1_730_800_800_123)
         );
         assert!(record_id(object, 5, 1_730_800_800_124) > record_id(object, 9, 1_730_800_800_123));
+        // The layout is part of the contract: ids must never change between releases.
+        assert_eq!(record_id(object, 0, 1_730_800_800_123), FIXED_ID);
     }
 }
