@@ -21,17 +21,88 @@ pub struct SideValues<'a> {
 #[derive(Deserialize)]
 struct Record<'a> {
     #[serde(borrow, default)]
-    req: Option<&'a RawValue>,
+    req: Option<LenientReq<'a>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 struct Req<'a> {
-    #[serde(borrow, default)]
     query: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     headers: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     params: Option<&'a RawValue>,
+}
+
+/// `req` in one pass: an object yields its three JSON texts, any other value is validated
+/// and ignored (a `req` of another type is not an error).
+struct LenientReq<'a>(Req<'a>);
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum ReqField {
+    Query,
+    Headers,
+    Params,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for LenientReq<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ReqVisitor(std::marker::PhantomData))
+    }
+}
+
+struct ReqVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for ReqVisitor<'a> {
+    type Value = LenientReq<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut req = Req::default();
+        while let Some(field) = map.next_key::<ReqField>()? {
+            match field {
+                ReqField::Query => req.query = Some(map.next_value()?),
+                ReqField::Headers => req.headers = Some(map.next_value()?),
+                ReqField::Params => req.params = Some(map.next_value()?),
+                ReqField::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(LenientReq(req))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(LenientReq(Req::default()))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(LenientReq(Req::default()))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(LenientReq(Req::default()))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(LenientReq(Req::default()))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(LenientReq(Req::default()))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(LenientReq(Req::default()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(LenientReq(Req::default()))
+    }
 }
 
 /// Validates `bytes` as one JSON object that PostgreSQL can store, and returns the kept
@@ -44,12 +115,7 @@ pub fn validate(bytes: &[u8]) -> Result<SideValues<'_>, String> {
     if has_nul_escape(bytes) {
         return Err("contains \\u0000, which PostgreSQL text and jsonb cannot store".into());
     }
-    let req = match record.req {
-        Some(raw) if raw.get().starts_with('{') => {
-            serde_json::from_str::<Req<'_>>(raw.get()).unwrap_or_default()
-        }
-        _ => Req::default(),
-    };
+    let req = record.req.map(|r| r.0).unwrap_or_default();
     Ok(SideValues {
         query: non_null(req.query),
         headers: non_null(req.headers),
@@ -97,6 +163,41 @@ mod tests {
     fn rejects_invalid_json_with_position() {
         let err = validate(br#"{"a": }"#).unwrap_err();
         assert!(err.contains("line 1 column"), "{err}");
+    }
+
+    /// arrow-json is lenient (it accepted every case below when tried): this pass is what
+    /// keeps invalid JSON away from PostgreSQL's jsonb.
+    #[test]
+    fn rejects_what_jsonb_rejects() {
+        let cases = [
+            r#"{"a":1,}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":-}"#,
+            r#"{"a":NaN}"#,
+            r#"{a:1}"#,
+            r#"{"a":"\x"}"#,
+            r#"{"req":{"query":{"x":1,}}}"#,
+            r#"{"req":[1,]}"#,
+        ];
+        for case in cases {
+            assert!(validate(case.as_bytes()).is_err(), "accepted {case}");
+        }
+    }
+
+    #[test]
+    fn req_of_any_type_and_duplicate_fields() {
+        for req in [r#"[1,{"q":2}]"#, "true", "12", "-1.5", "null", r#""s""#] {
+            let record = format!(r#"{{"req":{req},"b":1}}"#);
+            assert!(validate(record.as_bytes()).is_ok(), "{record}");
+        }
+        let side = validate(br#"{"req":{"params":{"id":"1"},"query":"q=1"}}"#).unwrap();
+        assert_eq!(
+            (side.params, side.query),
+            (Some(r#"{"id":"1"}"#), Some(r#""q=1""#))
+        );
     }
 
     #[test]
