@@ -144,11 +144,15 @@ pub struct PipelineArgs {
     pub concurrency: u16,
 
     /// Records per chunk transaction (COPY + checkpoint).
-    #[arg(long, env = "INGESTOR_CHUNK_RECORDS", default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "INGESTOR_CHUNK_RECORDS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_records: u32,
 
+    /// MiB of JSON after which a chunk is cut even with fewer records.
+    #[arg(long, env = "INGESTOR_CHUNK_MIB", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub chunk_mib: u32,
+
     /// Records per Arrow batch.
-    #[arg(long, env = "INGESTOR_BATCH_RECORDS", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "INGESTOR_BATCH_RECORDS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_records: u32,
 
     /// Seconds a claim on a file stays valid without a heartbeat.

@@ -66,6 +66,7 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         // A chunk is cut at batch boundaries: a batch never spans two chunks.
         batch_records: args.batch_records.min(args.chunk_records) as usize,
         chunk_records: args.chunk_records as usize,
+        chunk_bytes: args.chunk_mib as usize * (1 << 20),
         lease: Duration::from_secs_f64(args.lease_secs.max(0.5)),
         ..Settings::default()
     };

@@ -154,6 +154,22 @@ impl Frames {
         self.frames.clear();
     }
 
+    /// Forgets the first `n` records (already consumed), keeping the rest: the buffer then
+    /// holds only records not yet consumed, however long the stream.
+    pub fn consume(&mut self, n: usize) {
+        if n >= self.frames.len() {
+            self.clear();
+            return;
+        }
+        let cut = self.frames[n].start;
+        self.bytes.drain(..cut);
+        self.frames.drain(..n);
+        for frame in &mut self.frames {
+            frame.start -= cut;
+            frame.end -= cut;
+        }
+    }
+
     /// Number of records held.
     pub fn len(&self) -> usize {
         self.frames.len()
@@ -803,6 +819,29 @@ fn scan_line(input: &[u8], i: usize) -> Step {
             invalid: None,
         },
         None => Step::More,
+    }
+}
+
+#[cfg(test)]
+mod consume_tests {
+    use super::*;
+
+    #[test]
+    fn consume_keeps_the_rest_addressable() {
+        let mut framer = Framer::new();
+        let mut frames = Frames::new();
+        framer
+            .push(br#"[{"a":1},{"bb":2},{"ccc":3}]"#, &mut frames)
+            .unwrap();
+        frames.consume(1);
+        let kept: Vec<(u64, &[u8])> = frames.iter().map(|(f, b)| (f.index, b)).collect();
+        assert_eq!(
+            kept,
+            vec![(1, &br#"{"bb":2}"#[..]), (2, &br#"{"ccc":3}"#[..])]
+        );
+        assert_eq!(frames.bytes.len(), 17);
+        frames.consume(5);
+        assert!(frames.is_empty() && frames.bytes.is_empty());
     }
 }
 

@@ -1,43 +1,149 @@
 //! The chunk transaction: the only place where rows reach the target table.
+//!
+//! A chunk streams in piece by piece (one encoded batch each) into an open COPY; when its
+//! last piece has arrived, the checkpoint is advanced (guarded by the lease token: zero rows
+//! means another worker owns the file, and the whole chunk rolls back), its rejected records
+//! are stored, and everything commits at once.
 
-use sqlx::PgPool;
+use std::time::Instant;
+
+use sqlx::postgres::PgCopyIn;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::mpsc::Receiver;
 
 use crate::decode::Reject;
 use crate::jobs::{self, ChunkCounts, Lease};
+use crate::metrics::{self, METRICS};
+use crate::sink::CopyEncoder;
 
-use super::file::FileError;
+use super::file::{Cancel, FileError, Ingest};
 
-/// A chunk ready to commit.
-pub struct EncodedChunk {
-    /// Binary COPY payload (header to trailer), or empty when no row survived.
-    pub copy_data: Vec<u8>,
+/// Largest piece of COPY data handed to the connection at once.
+const COPY_PIECE_BYTES: usize = 256 * 1024;
+
+/// One encoded batch of a chunk.
+pub struct EncodedPiece {
+    /// Binary COPY rows (no header or trailer); empty when no row survived.
+    pub rows_data: Vec<u8>,
     pub rejects: Vec<Reject>,
     pub counts: ChunkCounts,
     pub next_checkpoint: u64,
+    pub end_of_chunk: bool,
 }
 
-/// Commits one chunk: checkpoint (guarded by the lease, taken first so a competing claim
-/// waits for us), COPY, rejected records; all or nothing.
-pub async fn commit(
-    pool: &PgPool,
-    lease: &Lease,
+/// Sends `data` into the COPY, opening it (with the header) on first use.
+async fn send_rows<'c>(
+    copy: &mut Option<PgCopyIn<&'c mut PgConnection>>,
+    conn: &mut Option<&'c mut PgConnection>,
     copy_sql: &str,
-    chunk: EncodedChunk,
+    encoder: &CopyEncoder,
+    data: &[u8],
+) -> sqlx::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    if copy.is_none() {
+        let conn = conn.take().expect("a connection for the COPY");
+        let mut opened = conn.copy_in_raw(copy_sql).await?;
+        let mut header = Vec::new();
+        encoder.begin(&mut header);
+        opened.send(header).await?;
+        *copy = Some(opened);
+    }
+    let open = copy.as_mut().expect("open copy");
+    for piece in data.chunks(COPY_PIECE_BYTES) {
+        open.send(piece).await?;
+    }
+    Ok(())
+}
+
+async fn abort(copy: Option<PgCopyIn<&mut PgConnection>>) {
+    if let Some(copy) = copy {
+        let _ = copy.abort("ingestor: chunk abandoned").await;
+    }
+}
+
+/// Commits the chunks arriving on `input` until it closes or fails; `counts` grows by each
+/// committed chunk. An error from upstream that arrives between chunks is returned as is;
+/// one in the middle of a chunk rolls that chunk back first.
+pub async fn commit_chunks(
+    ingest: &Ingest,
+    lease: &Lease,
+    cancel: &Cancel,
+    input: &mut Receiver<Result<EncodedPiece, FileError>>,
+    counts: &mut ChunkCounts,
 ) -> Result<(), FileError> {
-    let mut tx = pool.begin().await?;
-    if !jobs::checkpoint(&mut tx, lease, chunk.next_checkpoint, chunk.counts).await? {
-        tx.rollback().await?;
-        return Err(FileError::LeaseLost);
+    let (pool, limits) = (&ingest.pool, &ingest.limits);
+    let (copy_sql, encoder) = (ingest.sink.copy_sql.as_str(), &ingest.sink.encoder);
+    while let Some(first) = input.recv().await {
+        if cancel.is_cancelled() {
+            return Err(FileError::Cancelled);
+        }
+        let mut piece = first?;
+        let started = Instant::now();
+        let mut tx = pool.begin().await?;
+        let mut chunk = ChunkCounts::default();
+        let mut rejects = Vec::new();
+        let next_checkpoint;
+        {
+            let mut conn = Some(&mut *tx);
+            let mut copy = None;
+            loop {
+                let c = piece.counts;
+                limits
+                    .take_records(c.ingested + c.rejected + c.filtered)
+                    .await;
+                if let Err(e) =
+                    send_rows(&mut copy, &mut conn, copy_sql, encoder, &piece.rows_data).await
+                {
+                    abort(copy).await;
+                    return Err(e.into());
+                }
+                chunk.ingested += c.ingested;
+                chunk.rejected += c.rejected;
+                chunk.filtered += c.filtered;
+                rejects.append(&mut piece.rejects);
+                if piece.end_of_chunk {
+                    next_checkpoint = piece.next_checkpoint;
+                    break;
+                }
+                piece = match input.recv().await {
+                    Some(Ok(piece)) => piece,
+                    Some(Err(e)) => {
+                        abort(copy).await;
+                        return Err(e);
+                    }
+                    None => {
+                        abort(copy).await;
+                        return Err(FileError::Input(
+                            "the pipeline stopped inside a chunk".into(),
+                        ));
+                    }
+                };
+            }
+            if let Some(mut copy) = copy {
+                let mut trailer = Vec::new();
+                encoder.end(&mut trailer);
+                copy.send(trailer).await?;
+                copy.finish().await?;
+            }
+        }
+        if !jobs::checkpoint(&mut tx, lease, next_checkpoint, chunk).await? {
+            tx.rollback().await?;
+            return Err(FileError::LeaseLost);
+        }
+        if !rejects.is_empty() {
+            jobs::insert_rejects(&mut tx, lease, &rejects).await?;
+        }
+        tx.commit().await?;
+        METRICS.chunk(started.elapsed());
+        metrics::add(&METRICS.records_ingested, chunk.ingested);
+        metrics::add(&METRICS.records_rejected, chunk.rejected);
+        metrics::add(&METRICS.records_filtered, chunk.filtered);
+        counts.ingested += chunk.ingested;
+        counts.rejected += chunk.rejected;
+        counts.filtered += chunk.filtered;
     }
-    if chunk.counts.ingested > 0 {
-        let mut copy = tx.copy_in_raw(copy_sql).await?;
-        copy.send(chunk.copy_data).await?;
-        copy.finish().await?;
-    }
-    if !chunk.rejects.is_empty() {
-        jobs::insert_rejects(&mut tx, lease, &chunk.rejects).await?;
-    }
-    tx.commit().await?;
     Ok(())
 }
 

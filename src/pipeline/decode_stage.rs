@@ -1,6 +1,11 @@
-//! The CPU side of reading: frames the decompressed bytes, converts records to RAW batches
-//! and cuts them into chunks. Runs on a blocking thread so that it never stalls the async
-//! I/O of other files; talks to the rest through bounded channels.
+//! The CPU side of reading: frames the decompressed bytes and converts records to RAW
+//! batches, each sent on as soon as it is made. Runs on a blocking thread so that it never
+//! stalls the async I/O of other files; talks to the rest through bounded channels.
+//!
+//! Batches are grouped into chunks (one transaction each): the last piece of a chunk
+//! carries `end_of_chunk`. Because pieces stream through the transform and into an open
+//! COPY one batch at a time, memory depends on the batch size and the channel depths, not on
+//! the chunk size: chunks can be large (few commits) and files arbitrarily long.
 
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -15,106 +20,123 @@ use super::Settings;
 /// few hundred records.
 const PUSH_BYTES: usize = 64 * 1024;
 
-/// One chunk: committed in one transaction with its checkpoint.
+/// One batch of a chunk.
 #[derive(Debug, Default)]
-pub struct DecodedChunk {
-    pub batches: Vec<RecordBatch>,
+pub struct DecodedPiece {
+    pub batch: Option<RecordBatch>,
     pub rejects: Vec<Reject>,
-    /// Records decoded into `batches`.
-    pub rows: u64,
-    /// The checkpoint once this chunk is committed: the next source index.
+    /// The checkpoint once the chunk is committed up to this piece: the next source index.
     pub next_checkpoint: u64,
+    /// The chunk ends with this piece: commit.
+    pub end_of_chunk: bool,
 }
 
 /// What the decode stage sends on.
 #[derive(Debug)]
 pub enum Decoded {
-    Chunk(DecodedChunk),
-    /// The input cannot be read further; every record before the fault was sent.
+    Piece(DecodedPiece),
+    /// The input cannot be read further; every record before the fault was sent, in a
+    /// closed chunk.
     Fault(String),
 }
 
 struct Stage {
     framer: Framer,
     frames: Frames,
-    /// Frames before this index are converted already.
-    converted: usize,
+    batcher: RawBatcher,
     /// Records of the current chunk (converted, rejected or skipped).
     chunk_records: usize,
-    batcher: RawBatcher,
-    chunk: DecodedChunk,
+    /// Bytes of JSON of the current chunk.
+    chunk_bytes: usize,
+    /// A piece of the current chunk was sent: the chunk must be closed.
+    chunk_open: bool,
+    next_checkpoint: u64,
     resume: u64,
     settings: Settings,
     out: Sender<Decoded>,
 }
 
+/// The receiver went away: stop.
+struct Stopped;
+
 impl Stage {
-    /// Converts up to `n` framed records into a batch of the current chunk.
-    fn convert(&mut self, n: usize) -> Result<(), String> {
-        let end = (self.converted + n).min(self.frames.len());
-        if end == self.converted {
-            return Ok(());
+    fn chunk_full(&self) -> bool {
+        self.chunk_records >= self.settings.chunk_records
+            || self.chunk_bytes >= self.settings.chunk_bytes
+    }
+
+    fn send(&mut self, piece: DecodedPiece) -> Result<(), Stopped> {
+        self.chunk_open = !piece.end_of_chunk;
+        self.out
+            .blocking_send(Decoded::Piece(piece))
+            .map_err(|_| Stopped)
+    }
+
+    /// Converts the first `n` framed records (or all there are) into a piece of the current
+    /// chunk and sends it; closes the chunk when it is full.
+    fn convert(&mut self, n: usize) -> Result<Result<(), Stopped>, String> {
+        let end = n.min(self.frames.len());
+        if end == 0 {
+            return Ok(Ok(()));
         }
+        let mut rejects = Vec::new();
         let batch = self
             .batcher
-            .convert_range(
-                &self.frames,
-                self.converted..end,
-                self.resume,
-                &mut self.chunk.rejects,
-            )
+            .convert_range(&self.frames, 0..end, self.resume, &mut rejects)
             .map_err(|e| format!("cannot decode records into Arrow: {e}"))?;
-        if let Some(batch) = batch {
-            self.chunk.rows += batch.num_rows() as u64;
-            self.chunk.batches.push(batch);
+        let (first, last) = (&self.frames.frames[0], &self.frames.frames[end - 1]);
+        self.chunk_bytes += last.end - first.start;
+        self.next_checkpoint = (last.index + 1).max(self.resume);
+        self.chunk_records += end;
+        // Converted records leave the buffer: it holds at most a batch and a push.
+        self.frames.consume(end);
+        let full = self.chunk_full();
+        let has_content = batch.is_some() || !rejects.is_empty();
+        let sent = if has_content || (full && self.chunk_open) {
+            self.send(DecodedPiece {
+                batch,
+                rejects,
+                next_checkpoint: self.next_checkpoint,
+                end_of_chunk: full,
+            })
+        } else {
+            Ok(())
+        };
+        if full {
+            self.chunk_records = 0;
+            self.chunk_bytes = 0;
         }
-        let last = self.frames.frames[end - 1].index;
-        self.chunk.next_checkpoint = (last + 1).max(self.resume);
-        self.chunk_records += end - self.converted;
-        self.converted = end;
-        if self.converted == self.frames.len() {
-            self.frames.clear();
-            self.converted = 0;
-        }
-        Ok(())
+        Ok(sent)
     }
 
     /// Converts everything framed so far.
-    fn convert_all(&mut self) -> Result<(), String> {
-        while self.converted < self.frames.len() {
+    fn convert_all(&mut self) -> Result<Result<(), Stopped>, String> {
+        while !self.frames.is_empty() {
             let room = self
                 .settings
                 .chunk_records
                 .saturating_sub(self.chunk_records)
                 .max(1);
-            self.convert(room.min(self.settings.batch_records))?;
-            if self.chunk_records >= self.settings.chunk_records && !self.send_chunk() {
-                return Err("the pipeline stopped".into());
+            if let Err(stopped) = self.convert(room.min(self.settings.batch_records))? {
+                return Ok(Err(stopped));
             }
         }
-        Ok(())
+        Ok(Ok(()))
     }
 
-    /// Sends the current chunk if it holds anything. False: the receiver is gone.
-    fn send_chunk(&mut self) -> bool {
-        if self.chunk.batches.is_empty() && self.chunk.rejects.is_empty() {
-            // Only records below the resume checkpoint: nothing to commit.
-            self.chunk_records = 0;
-            return true;
+    /// Closes the open chunk, if any.
+    fn close_chunk(&mut self) -> Result<(), Stopped> {
+        if !self.chunk_open {
+            return Ok(());
         }
-        let next = self.chunk.next_checkpoint;
-        let chunk = std::mem::replace(
-            &mut self.chunk,
-            DecodedChunk {
-                next_checkpoint: next,
-                ..DecodedChunk::default()
-            },
-        );
-        self.chunk_records = 0;
-        self.out.blocking_send(Decoded::Chunk(chunk)).is_ok()
+        self.send(DecodedPiece {
+            next_checkpoint: self.next_checkpoint,
+            end_of_chunk: true,
+            ..DecodedPiece::default()
+        })
     }
 
-    fn push(&mut self, bytes: &[u8]) -> Result<bool, String> {
+    fn push(&mut self, bytes: &[u8]) -> Result<Result<(), Stopped>, String> {
         for piece in bytes.chunks(PUSH_BYTES) {
             self.framer
                 .push(piece, &mut self.frames)
@@ -125,26 +147,25 @@ impl Stage {
                     .chunk_records
                     .saturating_sub(self.chunk_records);
                 let want = room.min(self.settings.batch_records).max(1);
-                if self.frames.len() - self.converted < want {
+                if self.frames.len() < want {
                     break;
                 }
-                self.convert(want)?;
-                if self.chunk_records >= self.settings.chunk_records && !self.send_chunk() {
-                    return Ok(false);
+                if let Err(stopped) = self.convert(want)? {
+                    return Ok(Err(stopped));
                 }
             }
         }
-        Ok(true)
+        Ok(Ok(()))
     }
 
-    /// Sends what was read before a fault, then the fault.
+    /// Sends what was read before a fault in a closed chunk, then the fault.
     fn fault(mut self, cause: String) {
-        let converted = self.convert_all();
-        if self.send_chunk() {
-            let cause = match converted {
-                Ok(()) => cause,
-                Err(e) => format!("{cause}; {e}"),
-            };
+        let cause = match self.convert_all() {
+            Ok(Ok(())) => cause,
+            Ok(Err(Stopped)) => return,
+            Err(e) => format!("{cause}; {e}"),
+        };
+        if self.close_chunk().is_ok() {
             let _ = self.out.blocking_send(Decoded::Fault(cause));
         }
     }
@@ -169,13 +190,11 @@ pub fn run(
     let mut stage = Stage {
         framer: Framer::new(),
         frames: Frames::new(),
-        converted: 0,
-        chunk_records: 0,
         batcher,
-        chunk: DecodedChunk {
-            next_checkpoint: resume,
-            ..DecodedChunk::default()
-        },
+        chunk_records: 0,
+        chunk_bytes: 0,
+        chunk_open: false,
+        next_checkpoint: resume,
         resume,
         settings,
         out,
@@ -193,18 +212,21 @@ pub fn run(
             }
         };
         match stage.push(&bytes) {
-            Ok(true) => {}
-            Ok(false) => return,
+            Ok(Ok(())) => {}
+            Ok(Err(Stopped)) => return,
             Err(cause) => return stage.fault(cause),
         }
     }
     if let Err(e) = stage.framer.finish(&mut stage.frames) {
         return stage.fault(e.to_string());
     }
-    if let Err(cause) = stage.convert_all() {
-        return stage.fault(cause);
+    match stage.convert_all() {
+        Ok(Ok(())) => {
+            let _ = stage.close_chunk();
+        }
+        Ok(Err(Stopped)) => {}
+        Err(cause) => stage.fault(cause),
     }
-    stage.send_chunk();
 }
 
 #[cfg(test)]
@@ -214,7 +236,7 @@ mod tests {
     use arrow::datatypes::Int64Type;
 
     /// Runs the stage over `records` NDJSON records resumed at `resume`; returns the source
-    /// indices of the chunks' rows, chunk by chunk.
+    /// indices of the rows, chunk by chunk.
     fn indices(
         records: usize,
         resume: u64,
@@ -223,7 +245,7 @@ mod tests {
     ) -> Vec<Vec<i64>> {
         let input: String = (0..records).map(|i| format!("{{\"i\":{i}}}\n")).collect();
         let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel(4);
-        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(1024);
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(1 << 16);
         bytes_tx.blocking_send(Ok(Bytes::from(input))).unwrap();
         drop(bytes_tx);
         let settings = Settings {
@@ -244,18 +266,22 @@ mod tests {
             ByteCounter::default(),
         );
         let mut chunks = Vec::new();
-        while let Ok(Decoded::Chunk(chunk)) = out_rx.try_recv() {
-            let mut rows = Vec::new();
-            for batch in &chunk.batches {
+        let mut current = Vec::new();
+        while let Ok(Decoded::Piece(piece)) = out_rx.try_recv() {
+            if let Some(batch) = &piece.batch {
                 let index = batch
                     .column_by_name("_source_index")
                     .unwrap()
                     .as_primitive::<Int64Type>();
-                rows.extend(index.values().iter().copied());
+                current.extend(index.values().iter().copied());
+                assert!(batch.num_rows() <= batch_records);
             }
-            assert_eq!(chunk.next_checkpoint, *rows.last().unwrap() as u64 + 1);
-            chunks.push(rows);
+            if piece.end_of_chunk {
+                assert_eq!(piece.next_checkpoint, *current.last().unwrap() as u64 + 1);
+                chunks.push(std::mem::take(&mut current));
+            }
         }
+        assert!(current.is_empty(), "every chunk is closed");
         chunks
     }
 

@@ -19,8 +19,8 @@ use crate::source::{ByteCounter, CountingReader, READ_BUFFER_BYTES, SourceRef, d
 use crate::transform::{Transform, TransformError, TransformSql};
 
 use super::Settings;
-use super::commit::{self, EncodedChunk};
-use super::decode_stage::{self, Decoded};
+use super::commit::{self, EncodedPiece};
+use super::decode_stage::{self, Decoded, DecodedPiece};
 
 /// Everything the pipeline needs, shared by all files of a pass.
 pub struct Ingest {
@@ -248,7 +248,7 @@ async fn stream_file(
     let transform = Transform::plan(&ingest.transform, settings.batch_records).await?;
     let compressed = ByteCounter::default();
     let (bytes_tx, bytes_rx) = mpsc::channel(4);
-    let (decoded_tx, decoded_rx) = mpsc::channel(2);
+    let (decoded_tx, decoded_rx) = mpsc::channel(1);
     let (encoded_tx, mut encoded_rx) = mpsc::channel(1);
 
     let limits = Arc::clone(&ingest.limits);
@@ -269,26 +269,7 @@ async fn stream_file(
     let transformer = tokio::spawn(transform_stage(transform, sink, decoded_rx, encoded_tx));
 
     let result = async {
-        while let Some(chunk) = encoded_rx.recv().await {
-            if cancel.is_cancelled() {
-                return Err(FileError::Cancelled);
-            }
-            let chunk = chunk?;
-            let c = chunk.counts;
-            ingest
-                .limits
-                .take_records(c.ingested + c.rejected + c.filtered)
-                .await;
-            let started = Instant::now();
-            commit::commit(&ingest.pool, lease, &ingest.sink.copy_sql, chunk).await?;
-            METRICS.chunk(started.elapsed());
-            metrics::add(&METRICS.records_ingested, c.ingested);
-            metrics::add(&METRICS.records_rejected, c.rejected);
-            metrics::add(&METRICS.records_filtered, c.filtered);
-            counts.ingested += c.ingested;
-            counts.rejected += c.rejected;
-            counts.filtered += c.filtered;
-        }
+        commit::commit_chunks(ingest, lease, cancel, &mut encoded_rx, counts).await?;
         commit::complete(&ingest.pool, lease).await
     }
     .await;
@@ -336,16 +317,16 @@ pub(super) async fn read_source(
     }
 }
 
-/// Runs each decoded chunk through the transform and encodes it for COPY.
+/// Runs each decoded piece through the transform and encodes its rows for COPY.
 async fn transform_stage(
     mut transform: Transform,
     sink: SinkPlan,
     mut input: mpsc::Receiver<Decoded>,
-    out: mpsc::Sender<Result<EncodedChunk, FileError>>,
+    out: mpsc::Sender<Result<EncodedPiece, FileError>>,
 ) {
     while let Some(decoded) = input.recv().await {
         let result = match decoded {
-            Decoded::Chunk(chunk) => encode_chunk(&mut transform, &sink, chunk).await,
+            Decoded::Piece(piece) => encode_piece(&mut transform, &sink, piece).await,
             Decoded::Fault(cause) => Err(FileError::Input(cause)),
         };
         let stop = result.is_err();
@@ -355,35 +336,31 @@ async fn transform_stage(
     }
 }
 
-async fn encode_chunk(
+async fn encode_piece(
     transform: &mut Transform,
     sink: &SinkPlan,
-    chunk: decode_stage::DecodedChunk,
-) -> Result<EncodedChunk, FileError> {
-    let input_rows = chunk.rows;
-    let batches = if chunk.batches.is_empty() {
-        Vec::new()
-    } else {
-        transform.run(chunk.batches).await?
+    piece: DecodedPiece,
+) -> Result<EncodedPiece, FileError> {
+    let input_rows = piece.batch.as_ref().map_or(0, |b| b.num_rows() as u64);
+    let batches = match piece.batch {
+        Some(batch) => transform.run(vec![batch]).await?,
+        None => Vec::new(),
     };
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    let mut copy_data = Vec::new();
-    if rows > 0 {
-        sink.encoder.begin(&mut copy_data);
-        for batch in &batches {
-            sink.encoder.encode(batch, &mut copy_data)?;
-        }
-        sink.encoder.end(&mut copy_data);
+    let mut rows_data = Vec::new();
+    for batch in &batches {
+        sink.encoder.encode(batch, &mut rows_data)?;
     }
-    Ok(EncodedChunk {
-        copy_data,
+    Ok(EncodedPiece {
+        rows_data,
         counts: ChunkCounts {
             ingested: rows,
-            rejected: chunk.rejects.len() as u64,
+            rejected: piece.rejects.len() as u64,
             filtered: input_rows.saturating_sub(rows),
         },
-        rejects: chunk.rejects,
-        next_checkpoint: chunk.next_checkpoint,
+        rejects: piece.rejects,
+        next_checkpoint: piece.next_checkpoint,
+        end_of_chunk: piece.end_of_chunk,
     })
 }
 

@@ -28,10 +28,13 @@ use crate::jobs::ChunkCounts;
 /// Tuning of the pipeline. Defaults are the measured sweet spots; see README.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
-    /// Records per Arrow batch (decode and transform). Default 8,192.
+    /// Records per Arrow batch (decode and transform). Default 4,096.
     pub batch_records: usize,
-    /// Records per chunk transaction (COPY + checkpoint). Default 50,000.
+    /// Records per chunk transaction (COPY + checkpoint). Default 10,000.
     pub chunk_records: usize,
+    /// Bytes of JSON after which a chunk is cut even with fewer records. Default 8 MiB.
+    /// Together with the channel depths this bounds memory per file in flight.
+    pub chunk_bytes: usize,
     /// How long a claim stays valid without a heartbeat. Default 60 s.
     pub lease: Duration,
     /// Wait before a failed file may be tried again by `run`, doubled per attempt.
@@ -44,8 +47,9 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            batch_records: 8192,
-            chunk_records: 50_000,
+            batch_records: 4096,
+            chunk_records: 10_000,
+            chunk_bytes: 8 << 20,
             lease: Duration::from_secs(60),
             retry_after: Duration::from_secs(30),
             retry_cap: Duration::from_secs(3600),

@@ -55,9 +55,10 @@ pub async fn preview(
             break;
         };
         match decoded {
-            Decoded::Chunk(chunk) => {
-                preview.rejects.extend(chunk.rejects);
-                for batch in transform.run(chunk.batches).await? {
+            Decoded::Piece(piece) => {
+                preview.rejects.extend(piece.rejects);
+                let Some(batch) = piece.batch else { continue };
+                for batch in transform.run(vec![batch]).await? {
                     let take = batch.num_rows().min(limit - rows);
                     rows += take;
                     preview.batches.push(batch.slice(0, take));
