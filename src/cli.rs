@@ -144,11 +144,11 @@ pub struct PipelineArgs {
     pub concurrency: u16,
 
     /// Records per chunk transaction (COPY + checkpoint).
-    #[arg(long, env = "INGESTOR_CHUNK_RECORDS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "INGESTOR_CHUNK_RECORDS", default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_records: u32,
 
     /// MiB of JSON after which a chunk is cut even with fewer records.
-    #[arg(long, env = "INGESTOR_CHUNK_MIB", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, env = "INGESTOR_CHUNK_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub chunk_mib: u32,
 
     /// Records per Arrow batch.

@@ -30,10 +30,11 @@ use crate::jobs::ChunkCounts;
 pub struct Settings {
     /// Records per Arrow batch (decode and transform). Default 4,096.
     pub batch_records: usize,
-    /// Records per chunk transaction (COPY + checkpoint). Default 10,000.
+    /// Records per chunk transaction (COPY + checkpoint). Default 50,000.
     pub chunk_records: usize,
-    /// Bytes of JSON after which a chunk is cut even with fewer records. Default 8 MiB.
-    /// Together with the channel depths this bounds memory per file in flight.
+    /// Bytes of JSON after which a chunk is cut even with fewer records. Default 64 MiB.
+    /// Chunks stream into their COPY batch by batch, so this sets transaction size (and
+    /// the work redone after a crash), not memory.
     pub chunk_bytes: usize,
     /// How long a claim stays valid without a heartbeat. Default 60 s.
     pub lease: Duration,
@@ -48,8 +49,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             batch_records: 4096,
-            chunk_records: 10_000,
-            chunk_bytes: 8 << 20,
+            chunk_records: 50_000,
+            chunk_bytes: 64 << 20,
             lease: Duration::from_secs(60),
             retry_after: Duration::from_secs(30),
             retry_cap: Duration::from_secs(3600),
