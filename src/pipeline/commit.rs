@@ -64,7 +64,7 @@ async fn abort(copy: Option<PgCopyIn<&mut PgConnection>>) {
 }
 
 /// Commits the chunks arriving on `input` until it closes or fails; `counts` grows by each
-/// committed chunk. An error from upstream that arrives between chunks is returned as is;
+/// committed chunk, and the last chunk's transaction marks the file COMPLETED. An error from upstream that arrives between chunks is returned as is;
 /// one in the middle of a chunk rolls that chunk back first.
 pub async fn commit_chunks(
     ingest: &Ingest,
@@ -72,10 +72,11 @@ pub async fn commit_chunks(
     cancel: &Cancel,
     input: &mut Receiver<Result<EncodedPiece, FileError>>,
     counts: &mut ChunkCounts,
-) -> Result<(), FileError> {
+) -> Result<Completion, FileError> {
     let (pool, limits) = (&ingest.pool, &ingest.limits);
     let (copy_sql, encoder) = (ingest.sink.copy_sql.as_str(), &ingest.sink.encoder);
-    while let Some(first) = input.recv().await {
+    let mut next = input.recv().await;
+    while let Some(first) = next {
         if cancel.is_cancelled() {
             return Err(FileError::Cancelled);
         }
@@ -128,12 +129,20 @@ pub async fn commit_chunks(
                 copy.finish().await?;
             }
         }
+        // The next piece tells whether this chunk is the file's last: if so, the file is
+        // marked COMPLETED in the same transaction.
+        next = input.recv().await;
         if !jobs::checkpoint(&mut tx, lease, next_checkpoint, chunk).await? {
             tx.rollback().await?;
             return Err(FileError::LeaseLost);
         }
         if !rejects.is_empty() {
             jobs::insert_rejects(&mut tx, lease, &rejects).await?;
+        }
+        let last = next.is_none();
+        if last && !jobs::complete(&mut tx, lease).await? {
+            tx.rollback().await?;
+            return Err(FileError::LeaseLost);
         }
         tx.commit().await?;
         METRICS.chunk(started.elapsed());
@@ -143,8 +152,19 @@ pub async fn commit_chunks(
         counts.ingested += chunk.ingested;
         counts.rejected += chunk.rejected;
         counts.filtered += chunk.filtered;
+        if last {
+            return Ok(Completion::WithLastChunk);
+        }
     }
-    Ok(())
+    Ok(Completion::Pending)
+}
+
+/// Whether the last chunk's transaction also marked the file COMPLETED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    WithLastChunk,
+    /// No chunk was committed (an empty file, or nothing after the checkpoint).
+    Pending,
 }
 
 /// Marks the file COMPLETED.

@@ -269,8 +269,10 @@ async fn stream_file(
     let transformer = tokio::spawn(transform_stage(transform, sink, decoded_rx, encoded_tx));
 
     let result = async {
-        commit::commit_chunks(ingest, lease, cancel, &mut encoded_rx, counts).await?;
-        commit::complete(&ingest.pool, lease).await
+        match commit::commit_chunks(ingest, lease, cancel, &mut encoded_rx, counts).await? {
+            commit::Completion::WithLastChunk => Ok(()),
+            commit::Completion::Pending => commit::complete(&ingest.pool, lease).await,
+        }
     }
     .await;
     // Dropping the receiver stops the stages early on error.
