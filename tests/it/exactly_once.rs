@@ -6,36 +6,10 @@ use sqlx::PgPool;
 
 use crate::util;
 
-async fn generate(dir: &std::path::Path, files: usize, records: u64) {
-    let out = dir.to_str().unwrap();
-    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_ingestor"))
-        .args([
-            "generate",
-            "--out",
-            out,
-            "--files",
-            &files.to_string(),
-            "--records",
-            &records.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
-}
-
-async fn checkpoint_sum(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT COALESCE(sum(checkpoint), 0)::bigint FROM processed_files")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn sigkill_mid_file_then_rerun_leaves_every_record_once(pool: PgPool) {
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), 1, 30_000).await;
+    util::generate(dir.path(), 1, 30_000).await;
     let path = dir.path().to_str().unwrap().to_string();
     let args = [
         "ingest-file",
@@ -51,22 +25,7 @@ async fn sigkill_mid_file_then_rerun_leaves_every_record_once(pool: PgPool) {
 
     let mut child = util::command(&pool, &args).spawn().unwrap();
     // Wait until some chunks are committed, but not all.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let committed = checkpoint_sum(&pool).await;
-        if committed >= 2_000 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no progress before the kill"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it could be killed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    util::wait_until(&pool, util::COMMITTED, 2_000).await;
     child.kill().await.unwrap(); // SIGKILL
     let at_kill = util::count(&pool, "SELECT count(*) FROM logs").await;
     assert!(at_kill < 30_000, "killed mid-file ({at_kill} rows)");
@@ -110,7 +69,7 @@ async fn sigkill_mid_file_then_rerun_leaves_every_record_once(pool: PgPool) {
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn force_replaces_a_files_rows_with_the_same_ids(pool: PgPool) {
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), 2, 300).await;
+    util::generate(dir.path(), 2, 300).await;
     let run = util::ingest(&pool, dir.path(), &["--chunk-records", "100"]).await;
     assert_eq!(
         (run.code, run.count("files_completed")),

@@ -1,7 +1,7 @@
 //! Operating it: metrics, rate limits, dry runs, secrets and escape codes in output,
 //! `jobs stats`, SIGTERM in follow mode.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::PgPool;
 
@@ -10,22 +10,7 @@ use crate::util;
 /// A local "bucket": `root/logs/` with `files` generated files.
 async fn local_bucket(files: usize, records: u64) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
-    let folder = root.path().join("logs").join("2024");
-    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_ingestor"))
-        .args([
-            "generate",
-            "--out",
-            folder.to_str().unwrap(),
-            "--files",
-            &files.to_string(),
-            "--records",
-            &records.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
+    util::generate(&root.path().join("logs").join("2024"), files, records).await;
     root
 }
 
@@ -82,17 +67,8 @@ async fn metrics_endpoint_serves_the_counters_and_sigterm_stops_cleanly(pool: Pg
         "200",
     ];
     let child = util::command(&pool, &args).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while util::count(
-        &pool,
-        "SELECT count(*) FROM processed_files WHERE status = 'COMPLETED'",
-    )
-    .await
-        < 3
-    {
-        assert!(Instant::now() < deadline, "files were not ingested");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let completed = "SELECT count(*) FROM processed_files WHERE status = 'COMPLETED'";
+    util::wait_until(&pool, completed, 3).await;
     let response = http_get(port, "/metrics").await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert_eq!(
@@ -111,8 +87,7 @@ async fn metrics_endpoint_serves_the_counters_and_sigterm_stops_cleanly(pool: Pg
     assert_eq!(metric(&response, "ingestor_ingestion_lag_count_total"), 3.0);
 
     // SIGTERM: a clean stop with the summary.
-    let pid = child.id().unwrap() as i32;
-    assert_eq!(unsafe_kill(pid), 0);
+    util::sigterm(child.id().unwrap());
     let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .unwrap()
@@ -126,16 +101,6 @@ async fn metrics_endpoint_serves_the_counters_and_sigterm_stops_cleanly(pool: Pg
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["records_ingested"], 1500);
-}
-
-/// Sends SIGTERM through the `kill` command (no libc dependency).
-fn unsafe_kill(pid: i32) -> i32 {
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap()
-        .code()
-        .unwrap_or(-1)
 }
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
@@ -295,18 +260,8 @@ async fn sigterm_mid_file_releases_the_file_and_a_restart_loses_nothing(pool: Pg
         "20000",
     ];
     let child = util::command(&pool, &args).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while util::count(
-        &pool,
-        "SELECT COALESCE(sum(checkpoint), 0)::bigint FROM processed_files",
-    )
-    .await
-        < 2_000
-    {
-        assert!(Instant::now() < deadline, "no progress");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(unsafe_kill(child.id().unwrap() as i32), 0);
+    util::wait_until(&pool, util::COMMITTED, 2_000).await;
+    util::sigterm(child.id().unwrap());
     let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .unwrap()

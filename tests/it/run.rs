@@ -209,21 +209,7 @@ async fn a_killed_worker_is_taken_over_at_its_checkpoint(pool: PgPool) {
     let mut worker = run_command(&pool, &s3.endpoint(), "kill", &args)
         .spawn()
         .unwrap();
-    loop {
-        let committed = util::count(
-            &pool,
-            "SELECT COALESCE(sum(checkpoint), 0)::bigint FROM processed_files",
-        )
-        .await;
-        if committed >= 2_000 {
-            break;
-        }
-        assert!(
-            worker.try_wait().unwrap().is_none(),
-            "finished before it could be killed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    util::wait_until(&pool, util::COMMITTED, 2_000).await;
     worker.kill().await.unwrap();
     let checkpoint = util::count(&pool, "SELECT checkpoint FROM processed_files").await;
     // Before the lease expires, another worker leaves the file alone.
@@ -365,17 +351,7 @@ async fn database_connections_killed_mid_run_then_the_next_run_completes(pool: P
     let worker = run_command(&pool, &s3.endpoint(), "pgkill", &args)
         .spawn()
         .unwrap();
-    loop {
-        let committed = util::count(
-            &pool,
-            "SELECT COALESCE(sum(checkpoint), 0)::bigint FROM processed_files",
-        )
-        .await;
-        if committed >= 5_000 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    util::wait_until(&pool, util::COMMITTED, 5_000).await;
     let database = pool.connect_options().get_database().unwrap().to_string();
     sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
         .bind(&database)

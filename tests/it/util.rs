@@ -121,3 +121,44 @@ pub fn key_of(path: &Path) -> String {
 pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
+
+/// Polls `sql` (a single bigint) until it reaches `at_least`; fails after a minute.
+pub async fn wait_until(pool: &PgPool, sql: &'static str, at_least: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while count(pool, sql).await < at_least {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{sql}` never reached {at_least}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Records committed so far, over all files.
+pub const COMMITTED: &str = "SELECT COALESCE(sum(checkpoint), 0)::bigint FROM processed_files";
+
+/// `ingestor generate --out DIR --files N --records M`.
+pub async fn generate(dir: &Path, files: usize, records: u64) {
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_ingestor"))
+        .args(["generate", "--out", dir.to_str().unwrap()])
+        .args([
+            "--files",
+            &files.to_string(),
+            "--records",
+            &records.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Sends SIGTERM to `pid` (through the `kill` command).
+pub fn sigterm(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
