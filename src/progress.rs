@@ -72,6 +72,9 @@ impl Reporter {
             bar
         });
         let shown = bar.clone();
+        if let Ok(mut active) = ACTIVE_BAR.lock() {
+            active.clone_from(&bar);
+        }
         let every = match mode {
             ProgressMode::Bar => Duration::from_millis(250),
             ProgressMode::Lines(interval) => interval,
@@ -114,8 +117,45 @@ impl Reporter {
     /// Stops reporting and clears the bar.
     pub fn finish(self) {
         self.task.abort();
+        if let Ok(mut active) = ACTIVE_BAR.lock() {
+            *active = None;
+        }
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+/// The bar being drawn, if any: log lines are printed around it instead of through it.
+static ACTIVE_BAR: std::sync::Mutex<Option<ProgressBar>> = std::sync::Mutex::new(None);
+
+/// A log line writer for `tracing`: writes to stderr, hiding the progress bar meanwhile so
+/// that log lines and the bar do not overwrite each other.
+#[derive(Default)]
+pub struct LogWriter {
+    line: Vec<u8>,
+}
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let write = || {
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), &self.line);
+        };
+        let bar = ACTIVE_BAR.lock().ok().and_then(|bar| bar.clone());
+        match bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
         }
     }
 }
