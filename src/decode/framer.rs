@@ -3,7 +3,7 @@
 //! The [`Framer`] owns exactly one job: find where each log record starts and
 //! ends in a stream of decompressed bytes, and hand out each record's raw bytes
 //! together with its record index and byte offset in the stream. It does not
-//! parse or validate JSON inside a record (serde does that later), and it does
+//! parse or validate JSON inside a record (`validate` does that later), and it does
 //! no I/O: callers push byte slices in with [`Framer::push`], in any split
 //! they like, and get completed records appended to a reusable [`Frames`]
 //! buffer (in the style of arrow-json's `Decoder`: bytes in, records out).

@@ -4,7 +4,7 @@
 
 pub mod framer;
 pub mod raw;
-mod side;
+pub mod validate;
 
 pub use framer::{FrameError, FrameKind, Framer, Frames};
 pub use raw::{RawBatcher, Reject, SourceName, raw_schema};

@@ -19,7 +19,7 @@ use arrow_json::ReaderBuilder;
 use arrow_json::reader::Decoder;
 
 use super::framer::{Frame, FrameKind, Frames};
-use super::side::{SideValues, validate};
+use super::validate::{SideValues, validate};
 
 /// Top-level leaf fields of a record, as text.
 const LEAF_FIELDS: &[&str] = &[
