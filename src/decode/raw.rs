@@ -210,7 +210,7 @@ impl RawBatcher {
             match checked {
                 Ok(side) => {
                     extras.push(frame.index, bytes, &side);
-                    self.ndjson.extend_from_slice(bytes);
+                    push_without_side_values(&mut self.ndjson, bytes, &side);
                     self.ndjson.push(b'\n');
                 }
                 Err(error) => rejects.push(Reject::new(frame.index, frame.offset, bytes, error)),
@@ -326,6 +326,34 @@ fn decode_buffer(decoder: &mut Decoder, buffer: &[u8]) -> Result<RecordBatch, Ar
     }
 }
 
+/// Appends `record` to the buffer arrow-json decodes, with the values kept as JSON text
+/// (`req.query`, `req.headers`, `req.params`) replaced by `null`: arrow-json would tokenize
+/// them only to skip them, and they are often the larger part of a record.
+fn push_without_side_values(out: &mut Vec<u8>, record: &[u8], side: &SideValues<'_>) {
+    let base = record.as_ptr() as usize;
+    let mut spans = [(usize::MAX, 0usize); 3];
+    for (slot, text) in spans
+        .iter_mut()
+        .zip([side.query, side.headers, side.params])
+    {
+        if let Some(text) = text {
+            let start = text.as_ptr() as usize - base;
+            *slot = (start, start + text.len());
+        }
+    }
+    spans.sort_unstable();
+    let mut at = 0;
+    for (start, end) in spans
+        .into_iter()
+        .take_while(|(start, _)| *start != usize::MAX)
+    {
+        out.extend_from_slice(&record[at..start]);
+        out.extend_from_slice(b"null");
+        at = end;
+    }
+    out.extend_from_slice(&record[at..]);
+}
+
 fn constant_text(value: &str, rows: usize) -> ArrayRef {
     Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
         value, rows,
@@ -381,6 +409,34 @@ mod tests {
         assert_eq!(text("cacheHit").value(0), "true");
         assert!(text("message").is_null(0));
         assert_eq!(batch.schema(), raw_schema());
+    }
+
+    #[test]
+    fn side_values_are_kept_and_hidden_from_arrow_json() {
+        let (batch, rejects) = convert(
+            r#"[{"req":{"method":"GET","query":{"a":[1,{"b":2}]},"headers":{"h":"v"},"id":7}}]"#,
+        );
+        assert!(rejects.is_empty());
+        let batch = batch.unwrap();
+        let req = batch.column_by_name("req").unwrap().as_struct();
+        let text = |name: &str| {
+            req.column_by_name(name)
+                .unwrap()
+                .as_string::<i32>()
+                .value(0)
+                .to_string()
+        };
+        assert_eq!(text("method"), "GET");
+        assert_eq!(text("id"), "7");
+        assert_eq!(text("query"), r#"{"a":[1,{"b":2}]}"#);
+        assert_eq!(text("headers"), r#"{"h":"v"}"#);
+        let raw = batch
+            .column_by_name(RAW)
+            .unwrap()
+            .as_string::<i32>()
+            .value(0)
+            .to_string();
+        assert!(raw.contains(r#""query":{"a":[1,{"b":2}]}"#), "{raw}");
     }
 
     #[test]
