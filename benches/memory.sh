@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${1:-1450000}"
 BIN="${INGESTOR_BIN:-${CARGO_TARGET_DIR:-target}/release/ingestor}"
+if [ ! -x "$BIN" ]; then
+    echo "no release binary at $BIN: run cargo build --release (or set INGESTOR_BIN)" >&2
+    exit 1
+fi
 ADMIN_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 DB_URL="${ADMIN_URL%/*}/ingestor_memory"
 psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS ingestor_memory" -qc "CREATE DATABASE ingestor_memory"
@@ -15,6 +19,9 @@ if [ ! -d "$DATA" ]; then
     mv "$DATA.tmp" "$DATA"
 fi
 du -b "$DATA"/*
-/usr/bin/time -v env DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" ingest-file --json "$DATA" 2> bench-data/memory.time
+if ! /usr/bin/time -v env DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" ingest-file --json "$DATA" 2> bench-data/memory.time; then
+    tail -30 bench-data/memory.time >&2
+    exit 1
+fi
 grep -E "Maximum resident set size|Elapsed \(wall clock\)" bench-data/memory.time
 psql "$DB_URL" -Atc "SELECT 'rows in logs: ' || count(*) FROM logs"
