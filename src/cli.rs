@@ -140,7 +140,7 @@ pub struct PipelineArgs {
     pub table: String,
 
     /// Files processed at once (each one its own COPY stream).
-    #[arg(long, env = "INGESTOR_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, env = "INGESTOR_CONCURRENCY", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 
     /// Records per chunk transaction (COPY + checkpoint).
