@@ -1,8 +1,6 @@
 //! Operating it: metrics, rate limits, dry runs, secrets and escape codes in output,
 //! `jobs stats`, SIGTERM in follow mode.
 
-use std::time::Duration;
-
 use sqlx::PgPool;
 
 use crate::util;
@@ -87,20 +85,9 @@ async fn metrics_endpoint_serves_the_counters_and_sigterm_stops_cleanly(pool: Pg
     assert_eq!(metric(&response, "ingestor_ingestion_lag_count_total"), 3.0);
 
     // SIGTERM: a clean stop with the summary.
-    util::sigterm(child.id().unwrap());
-    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(summary["records_ingested"], 1500);
+    let stopped = util::terminate(child).await;
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+    assert_eq!(stopped.count("records_ingested"), 1500);
 }
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
@@ -261,17 +248,8 @@ async fn sigterm_mid_file_releases_the_file_and_a_restart_loses_nothing(pool: Pg
     ];
     let child = util::command(&pool, &args).spawn().unwrap();
     util::wait_until(&pool, util::COMMITTED, 2_000).await;
-    util::sigterm(child.id().unwrap());
-    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stopped = util::terminate(child).await;
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
     let (status, checkpoint, lease): (String, i64, Option<uuid::Uuid>) =
         sqlx::query_as("SELECT status, checkpoint, lease_token FROM processed_files")
             .fetch_one(&pool)

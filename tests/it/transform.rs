@@ -1,6 +1,8 @@
 //! User transforms: into a table of the user's own with quoted camelCase columns, filters,
 //! and errors found before any file is read.
 
+use std::path::Path;
+
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -31,6 +33,11 @@ FROM raw_logs
 WHERE level <> '20'
 "#;
 
+async fn ingest_into_user_events(pool: &PgPool, data: &Path, sql: &Path) -> util::Run {
+    let sql = sql.to_str().unwrap();
+    util::ingest(pool, data, &["--transform", sql, "--table", "userEvents"]).await
+}
+
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn transform_into_a_camel_case_table_with_a_filter(pool: PgPool) {
     sqlx::query(CAMEL_TABLE).execute(&pool).await.unwrap();
@@ -42,17 +49,7 @@ async fn transform_into_a_camel_case_table_with_a_filter(pool: PgPool) {
         json!({"level": 50, "time": 1730800800002i64, "processingTimeMs": 5}),
     ];
     let data = util::write_file(dir.path(), "data.json", &util::json_array(&records));
-    let run = util::ingest(
-        &pool,
-        &data,
-        &[
-            "--transform",
-            sql.to_str().unwrap(),
-            "--table",
-            "userEvents",
-        ],
-    )
-    .await;
+    let run = ingest_into_user_events(&pool, &data, &sql).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         (run.count("records_ingested"), run.count("records_filtered")),
@@ -78,17 +75,7 @@ async fn a_missing_column_fails_before_reading_naming_it(pool: PgPool) {
     let sql = CAMEL_SQL.replace(r#"AS "httpMethod""#, r#"AS "verb""#);
     let sql = util::write_file(dir.path(), "bad.sql", sql.as_bytes());
     let data = util::write_file(dir.path(), "data.json", b"[{\"a\":1}]");
-    let run = util::ingest(
-        &pool,
-        &data,
-        &[
-            "--transform",
-            sql.to_str().unwrap(),
-            "--table",
-            "userEvents",
-        ],
-    )
-    .await;
+    let run = ingest_into_user_events(&pool, &data, &sql).await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stderr.contains("\"verb\""),

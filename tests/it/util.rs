@@ -162,3 +162,17 @@ pub fn sigterm(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Sends SIGTERM to a running `ingestor` and waits (at most 30 s) for it to stop.
+pub async fn terminate(child: tokio::process::Child) -> Run {
+    sigterm(child.id().expect("a running child"));
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("stops within 30 s of SIGTERM")
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
