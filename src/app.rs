@@ -293,13 +293,14 @@ pub async fn run_tasks(
     while let Some(result) = results.next().await {
         let report = result.context("the database failed during the run")?;
         crate::metrics::add(&files.done, 1);
-        log_report(&report);
+        record_report(&report);
         summary.add(&report);
     }
     Ok(summary)
 }
 
-pub(crate) fn log_report(report: &FileReport) {
+/// Counts a file's outcome in the metrics and logs its one line.
+pub(crate) fn record_report(report: &FileReport) {
     use crate::metrics::{METRICS, add};
     match report.outcome {
         Outcome::Completed => add(&METRICS.files_completed, 1),

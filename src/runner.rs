@@ -101,7 +101,7 @@ impl Runner {
             let (key, report) = done.context("a file task panicked")?;
             let mut report = report?;
             metrics::add(&self.files.done, 1);
-            crate::app::log_report(&report);
+            crate::app::record_report(&report);
             if let Some(earlier) = reports.remove(&key) {
                 report.counts.ingested += earlier.counts.ingested;
                 report.counts.rejected += earlier.counts.rejected;

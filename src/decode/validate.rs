@@ -341,32 +341,67 @@ fn digits(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Digits PostgreSQL's `numeric` (and so `jsonb`) holds before the decimal point.
+const NUMERIC_MAX_INTEGER_DIGITS: i64 = 131_072;
+/// Digits PostgreSQL's `numeric` holds after the decimal point.
+const NUMERIC_MAX_FRACTION_DIGITS: i64 = 16_383;
+
 /// Checks the number starting at `i` (`-` or a digit); returns the index after it.
+///
+/// Beyond the grammar, the number must fit PostgreSQL's `numeric`, or `jsonb` would refuse
+/// the record and fail its whole chunk: with the exponent applied, at most
+/// [`NUMERIC_MAX_INTEGER_DIGITS`] digits before the point and
+/// [`NUMERIC_MAX_FRACTION_DIGITS`] after it (counting written digits, so a few numbers
+/// that PostgreSQL would normalise, like `0.001e131074`, are refused too: they are kept in
+/// `rejected_records`).
 #[inline(always)]
 fn number(b: &[u8], mut i: usize) -> Result<usize, Fail> {
+    let start = i;
     if at(b, i) == b'-' {
         i += 1;
     }
+    let integer_start = i;
     match at(b, i) {
         b'0' => i += 1,
         b'1'..=b'9' => i = digits(b, i + 1),
         _ => return fail(i, "expected a digit in a number"),
     }
+    let integer_digits = (i - integer_start) as i64;
+    let mut fraction_digits = 0;
     if at(b, i) == b'.' {
         if !at(b, i + 1).is_ascii_digit() {
             return fail(i + 1, "expected a digit after the decimal point");
         }
-        i = digits(b, i + 2);
+        let end = digits(b, i + 2);
+        fraction_digits = (end - i - 1) as i64;
+        i = end;
     }
+    let mut exponent: i64 = 0;
     if at(b, i) | 0x20 == b'e' {
         i += 1;
+        let negative = at(b, i) == b'-';
         if matches!(at(b, i), b'+' | b'-') {
             i += 1;
         }
         if !at(b, i).is_ascii_digit() {
             return fail(i, "expected a digit in the exponent");
         }
-        i = digits(b, i + 1);
+        let end = digits(b, i + 1);
+        for digit in &b[i..end] {
+            exponent = (exponent * 10 + i64::from(digit - b'0')).min(i64::from(i32::MAX));
+        }
+        if negative {
+            exponent = -exponent;
+        }
+        i = end;
+    }
+    if integer_digits + exponent > NUMERIC_MAX_INTEGER_DIGITS
+        || fraction_digits - exponent > NUMERIC_MAX_FRACTION_DIGITS
+    {
+        return fail(
+            start,
+            "number out of the range PostgreSQL numeric and jsonb can store",
+        );
     }
     Ok(i)
 }
@@ -519,6 +554,32 @@ pub mod oracle;
 mod tests {
     use super::oracle::{Strict, check, oracle};
     use super::*;
+
+    /// The limits are PostgreSQL's, checked against a live server: `1e131071` and
+    /// `1e-16383` are stored, `1e131072` and `1e-16384` overflow.
+    #[test]
+    fn numbers_beyond_postgresql_numeric_are_refused() {
+        for ok in [
+            r#"{"a":1e131071}"#,
+            r#"{"a":1e-16383}"#,
+            r#"{"a":-12.5e3}"#,
+            r#"{"a":1e400}"#,
+        ] {
+            assert!(validate(ok.as_bytes()).is_ok(), "{ok}");
+        }
+        for bad in [
+            r#"{"a":1e131072}"#,
+            r#"{"a":1e-16384}"#,
+            r#"{"a":1e1000000}"#,
+            r#"{"a":0.5e-16383}"#,
+        ] {
+            let err = validate(bad.as_bytes()).unwrap_err();
+            assert!(
+                err.contains("out of the range PostgreSQL numeric"),
+                "{bad}: {err}"
+            );
+        }
+    }
 
     // ---- Hand-written cases ---------------------------------------------------------------
 

@@ -165,3 +165,25 @@ async fn empty_and_whitespace_files_complete_with_no_records(pool: PgPool) {
     assert_eq!(run.count("files_completed"), 3);
     assert_eq!(run.count("records_ingested"), 0);
 }
+
+/// Valid JSON that `jsonb` cannot store (a number beyond `numeric`, a `\u0000`) is rejected
+/// record by record; it must not fail the chunk and with it the file.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn values_jsonb_cannot_store_are_rejected_not_fatal(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = br#"[{"a":1}, {"n":1e131072}, {"m":"x\u0000y"}, {"b":2}]"#;
+    let path = util::write_file(dir.path(), "numeric.json", bytes);
+    let run = util::ingest(&pool, &path, &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        (run.count("records_ingested"), run.count("records_rejected")),
+        (2, 2)
+    );
+    let errors: Vec<String> =
+        sqlx::query_scalar("SELECT error FROM rejected_records ORDER BY source_index")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(errors[0].contains("numeric"), "{}", errors[0]);
+    assert!(errors[1].contains("\\u0000"), "{}", errors[1]);
+}

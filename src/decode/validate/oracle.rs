@@ -169,6 +169,10 @@ impl<'de> Deserialize<'de> for Req<'de> {
 /// skipped (see [`oracle`]).
 pub fn check(input: &[u8]) -> bool {
     let ours = validate(input);
+    if matches!(&ours, Err(e) if e.contains("out of the range PostgreSQL numeric")) {
+        // serde_json reads numbers as f64 and knows nothing of numeric's range.
+        return false;
+    }
     let Some(expected) = oracle(input) else {
         return false;
     };
