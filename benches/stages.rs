@@ -1,7 +1,8 @@
-//! Per-stage throughput: inflate, frame, RAW decode, transform, COPY encode. Deterministic
-//! generated data (`ingestor::sample`), throughput in bytes of JSON and in records.
+//! Per-stage throughput: inflate, frame, RAW decode, transform, COPY encode, Parquet write.
+//! Deterministic generated data (`ingestor::sample`), throughput in bytes of JSON and in
+//! records.
 //!
-//! `cargo bench --bench stages`
+//! `cargo bench --bench stages` (`-- parquet_write` for the Parquet sink alone)
 
 use std::hint::black_box;
 use std::io::Read;
@@ -135,6 +136,65 @@ fn stages(c: &mut Criterion) {
         b.iter(|| black_box(decode(&json).len()))
     });
     records.finish();
+    parquet_write(c, &runtime, &mut transform);
+}
+
+/// Records written per measured Parquet file: enough for several row groups.
+const PARQUET_RECORDS: u64 = 100_000;
+
+/// The Parquet sink's writer stage (split by day, encode, ZSTD, write to the spool) at
+/// several row group sizes and ZSTD levels; prints the bytes per record of each.
+fn parquet_write(c: &mut Criterion, runtime: &tokio::runtime::Runtime, transform: &mut Transform) {
+    use std::sync::Arc;
+
+    use ingestor::lake::{DayWriters, Lake, LakeLocation, LakeOptions};
+
+    let config = SampleConfig {
+        records: PARQUET_RECORDS,
+        gzip: false,
+        ..SampleConfig::default()
+    };
+    let mut json = Vec::new();
+    write_sample(&config, &mut json).unwrap();
+    let out = runtime.block_on(transform.run(decode(&json))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut group = c.benchmark_group("parquet_write");
+    group.sample_size(10);
+    for (unit, throughput) in [
+        ("bytes", Throughput::Bytes(json.len() as u64)),
+        ("records", Throughput::Elements(PARQUET_RECORDS)),
+    ] {
+        group.throughput(throughput);
+        for (row_group_rows, zstd_level) in [(32_768, 3), (131_072, 1), (131_072, 3), (1 << 20, 3)]
+        {
+            let options = LakeOptions {
+                row_group_rows,
+                zstd_level,
+                ..LakeOptions::default()
+            };
+            let location = LakeLocation::Local(dir.path().to_path_buf());
+            let lake = Arc::new(Lake::new(location, options, transform.output_schema()).unwrap());
+            let write = || {
+                let mut writers = DayWriters::new(Arc::clone(&lake), "bench".into(), "bench");
+                for batch in &out {
+                    writers.write(batch).unwrap();
+                }
+                writers.finish().unwrap()
+            };
+            if unit == "bytes" {
+                let bytes: u64 = write().iter().map(|s| s.bytes).sum();
+                eprintln!(
+                    "parquet rg={row_group_rows} zstd={zstd_level}: {:.0} bytes/record ({:.1}% of the JSON)",
+                    bytes as f64 / PARQUET_RECORDS as f64,
+                    100.0 * bytes as f64 / json.len() as f64
+                );
+            }
+            let name = format!("{unit}/rg{row_group_rows}_zstd{zstd_level}");
+            group.bench_function(name, |b| b.iter(|| black_box(write().len())));
+        }
+    }
+    group.finish();
 }
 
 /// The column types of the built-in `logs` table.

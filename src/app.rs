@@ -239,15 +239,22 @@ async fn jobs_command(database_url: Option<&str>, command: JobsCommand) -> anyho
 }
 
 async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyhow::Result<i32> {
-    let include = include_set(&default_include())?;
+    // Folders given to ingest-file are read whole: log files, and Parquet (a lake).
+    let mut patterns = default_include();
+    patterns.push("*.parquet".into());
+    let include = include_set(&patterns)?;
     let files = expand_paths(&args.paths, &include)?;
     let concurrency = usize::from(args.pipeline.concurrency);
     let pool = config::connect(database_url, concurrency as u32 * 2 + 2).await?;
     let ingest = config::ingest(pool, &args.pipeline).await?;
-    if args.force && !ingest.sink.has_source_columns {
+    if let Some(plan) = ingest
+        .postgres
+        .as_ref()
+        .filter(|p| args.force && !p.has_source_columns)
+    {
         anyhow::bail!(
             "--force needs columns source_bucket and source_key in table {} to find the rows a file produced",
-            ingest.sink.table.name
+            plan.table.name
         );
     }
     let mut tasks = Vec::with_capacity(files.len());

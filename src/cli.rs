@@ -139,6 +139,23 @@ pub struct PipelineArgs {
     #[arg(long, env = "INGESTOR_TABLE", default_value = "logs")]
     pub table: String,
 
+    /// Where rows go: `postgres` (the table), `parquet=URL` (a folder or
+    /// s3://bucket/prefix, Hive-partitioned by day), or both (repeat, or separate by commas).
+    #[arg(long = "sink", env = "INGESTOR_SINK", value_delimiter = ',', default_value = "postgres", value_parser = parse_sink)]
+    pub sinks: Vec<SinkArg>,
+
+    /// Parquet sink: rows per row group at most.
+    #[arg(long, env = "INGESTOR_PARQUET_ROW_GROUP_ROWS", default_value_t = 131_072, value_parser = clap::value_parser!(u32).range(1..))]
+    pub parquet_row_group_rows: u32,
+
+    /// Parquet sink: MiB per row group at most (bounds the writer's memory per open file).
+    #[arg(long, env = "INGESTOR_PARQUET_ROW_GROUP_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub parquet_row_group_mib: u32,
+
+    /// Parquet sink: ZSTD compression level (1 fast .. 22 small).
+    #[arg(long, env = "INGESTOR_PARQUET_ZSTD_LEVEL", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub parquet_zstd_level: i32,
+
     /// Files processed at once (each one its own COPY stream).
     #[arg(long, env = "INGESTOR_CONCURRENCY", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
@@ -239,4 +256,23 @@ pub struct GenerateArgs {
     /// gzip level (1 fast .. 9 small).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub gzip_level: u32,
+}
+
+/// One `--sink`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkArg {
+    /// The target table in PostgreSQL.
+    Postgres,
+    /// A Parquet lake at this URL.
+    Parquet(String),
+}
+
+fn parse_sink(value: &str) -> Result<SinkArg, String> {
+    match value.split_once('=') {
+        None if value == "postgres" => Ok(SinkArg::Postgres),
+        Some(("parquet", url)) if !url.is_empty() => Ok(SinkArg::Parquet(url.to_string())),
+        _ => Err(format!(
+            "`{value}`: expected `postgres` or `parquet=URL` (a folder or s3://bucket/prefix)"
+        )),
+    }
 }

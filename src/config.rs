@@ -10,7 +10,8 @@ use object_store::aws::AmazonS3Builder;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::cli::PipelineArgs;
+use crate::cli::{PipelineArgs, SinkArg};
+use crate::lake::{self, Lake, LakeOptions};
 use crate::limit::Limits;
 use crate::pipeline::{Ingest, Settings};
 use crate::sink::TargetTable;
@@ -62,7 +63,7 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         Some(path) => TransformSql::from_file(path)?,
         None => TransformSql::builtin(),
     };
-    let settings = Settings {
+    let mut settings = Settings {
         // A chunk is cut at batch boundaries: a batch never spans two chunks.
         batch_records: args.batch_records.min(args.chunk_records) as usize,
         chunk_records: args.chunk_records as usize,
@@ -70,19 +71,59 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         lease: Duration::from_secs_f64(args.lease_secs.max(0.5)),
         ..Settings::default()
     };
+    let lake_urls: Vec<&str> = args
+        .sinks
+        .iter()
+        .filter_map(|s| match s {
+            SinkArg::Parquet(url) => Some(url.as_str()),
+            SinkArg::Postgres => None,
+        })
+        .collect();
+    anyhow::ensure!(lake_urls.len() <= 1, "at most one --sink parquet=URL");
+    if !lake_urls.is_empty() {
+        // A source object's Parquet output is published in one piece, so the file is one
+        // transaction (still streamed: memory does not grow with it).
+        settings.chunk_records = usize::MAX;
+        settings.chunk_bytes = usize::MAX;
+    }
     let planned = Transform::plan(&transform, settings.batch_records).await?;
-    let table = TargetTable::load(&pool, &args.table).await?;
-    let sink = table.plan(&planned.output_schema()).with_context(|| {
-        format!(
-            "transform {} does not fit table {}",
-            transform.origin, args.table
-        )
-    })?;
+    let postgres = if args.sinks.contains(&SinkArg::Postgres) {
+        let table = TargetTable::load(&pool, &args.table).await?;
+        let plan = table.plan(&planned.output_schema()).with_context(|| {
+            format!(
+                "transform {} does not fit table {}",
+                transform.origin, args.table
+            )
+        })?;
+        Some(plan)
+    } else {
+        None
+    };
+    let lake = match lake_urls.first() {
+        Some(url) => {
+            let options = LakeOptions {
+                row_group_rows: args.parquet_row_group_rows as usize,
+                row_group_bytes: args.parquet_row_group_mib as usize * (1 << 20),
+                zstd_level: args.parquet_zstd_level,
+            };
+            let lake = Lake::new(lake::location(url)?, options, planned.output_schema())
+                .with_context(|| {
+                    format!("transform {} and --sink parquet={url}", transform.origin)
+                })?;
+            Some(Arc::new(lake))
+        }
+        None => None,
+    };
+    anyhow::ensure!(
+        postgres.is_some() || lake.is_some(),
+        "no sink: give --sink postgres and/or --sink parquet=URL"
+    );
     let limits = Limits::new(args.max_records_per_sec, args.max_bytes_per_sec);
     Ok(Ingest {
         pool,
         transform,
-        sink,
+        postgres,
+        lake,
         settings,
         limits: Arc::new(limits),
     })

@@ -172,6 +172,42 @@ pub async fn complete(conn: &mut PgConnection, lease: &Lease) -> sqlx::Result<bo
     guarded(conn, include_str!("../../sql/jobs/complete.sql"), lease).await
 }
 
+/// Starts a claimed file over from its first record (guarded). False: the lease is lost.
+pub async fn restart(conn: &mut PgConnection, lease: &Lease) -> sqlx::Result<bool> {
+    guarded(conn, include_str!("../../sql/jobs/restart.sql"), lease).await
+}
+
+/// The Parquet files (relative paths) the file's last completed run published; locks the
+/// job (guarded). None: the lease is lost.
+pub async fn lake_files(
+    conn: &mut PgConnection,
+    lease: &Lease,
+) -> sqlx::Result<Option<Vec<String>>> {
+    sqlx::query_scalar(include_str!("../../sql/jobs/lake_files.sql"))
+        .bind(&lease.bucket)
+        .bind(&lease.key)
+        .bind(lease.token)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Records the file's Parquet output (guarded), before [`complete`] in the same
+/// transaction. False: the lease is lost.
+pub async fn record_lake(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    outputs: &serde_json::Value,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(include_str!("../../sql/jobs/record_lake.sql"))
+        .bind(&lease.bucket)
+        .bind(&lease.key)
+        .bind(lease.token)
+        .bind(sqlx::types::Json(outputs))
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Marks the file FAILED with `error` (guarded); it may be retried after `retry_after`.
 pub async fn fail(
     pool: &PgPool,

@@ -14,9 +14,10 @@ use tokio::sync::mpsc::Receiver;
 use crate::decode::Reject;
 use crate::jobs::{self, ChunkCounts, Lease};
 use crate::metrics::{self, METRICS};
-use crate::sink::CopyEncoder;
+use crate::sink::SinkPlan;
 
 use super::file::{Cancel, FileError, Ingest};
+use super::lake_stage::LakeJob;
 
 /// Largest piece of COPY data handed to the connection at once.
 const COPY_PIECE_BYTES: usize = 256 * 1024;
@@ -35,8 +36,7 @@ pub struct EncodedPiece {
 async fn send_rows<'c>(
     copy: &mut Option<PgCopyIn<&'c mut PgConnection>>,
     conn: &mut Option<&'c mut PgConnection>,
-    copy_sql: &str,
-    encoder: &CopyEncoder,
+    sink: &SinkPlan,
     data: &[u8],
 ) -> sqlx::Result<()> {
     if data.is_empty() {
@@ -44,9 +44,9 @@ async fn send_rows<'c>(
     }
     if copy.is_none() {
         let conn = conn.take().expect("a connection for the COPY");
-        let mut opened = conn.copy_in_raw(copy_sql).await?;
+        let mut opened = conn.copy_in_raw(&sink.copy_sql).await?;
         let mut header = Vec::new();
-        encoder.begin(&mut header);
+        sink.encoder.begin(&mut header);
         opened.send(header).await?;
         *copy = Some(opened);
     }
@@ -72,9 +72,10 @@ pub async fn commit_chunks(
     cancel: &Cancel,
     input: &mut Receiver<Result<EncodedPiece, FileError>>,
     counts: &mut ChunkCounts,
+    lake: &mut Option<LakeJob>,
 ) -> Result<Completion, FileError> {
     let (pool, limits) = (&ingest.pool, &ingest.limits);
-    let (copy_sql, encoder) = (ingest.sink.copy_sql.as_str(), &ingest.sink.encoder);
+    let sink = ingest.postgres.as_ref();
     let mut next = input.recv().await;
     while let Some(first) = next {
         if cancel.is_cancelled() {
@@ -94,8 +95,8 @@ pub async fn commit_chunks(
                 limits
                     .take_records(c.ingested + c.rejected + c.filtered)
                     .await;
-                if let Err(e) =
-                    send_rows(&mut copy, &mut conn, copy_sql, encoder, &piece.rows_data).await
+                if let Some(sink) = sink
+                    && let Err(e) = send_rows(&mut copy, &mut conn, sink, &piece.rows_data).await
                 {
                     abort(copy).await;
                     return Err(e.into());
@@ -122,9 +123,9 @@ pub async fn commit_chunks(
                     }
                 };
             }
-            if let Some(mut copy) = copy {
+            if let Some((mut copy, sink)) = copy.zip(sink) {
                 let mut trailer = Vec::new();
-                encoder.end(&mut trailer);
+                sink.encoder.end(&mut trailer);
                 copy.send(trailer).await?;
                 copy.finish().await?;
             }
@@ -140,11 +141,20 @@ pub async fn commit_chunks(
             jobs::insert_rejects(&mut tx, lease, &rejects).await?;
         }
         let last = next.is_none();
-        if last && !jobs::complete(&mut tx, lease).await? {
-            tx.rollback().await?;
-            return Err(FileError::LeaseLost);
+        let mut stale = None;
+        if last {
+            if let Some(job) = lake.take() {
+                stale = Some(job.publish(&mut tx, lease).await?);
+            }
+            if !jobs::complete(&mut tx, lease).await? {
+                tx.rollback().await?;
+                return Err(FileError::LeaseLost);
+            }
         }
         tx.commit().await?;
+        if let Some(stale) = stale {
+            stale.remove().await;
+        }
         METRICS.chunk(started.elapsed());
         metrics::add(&METRICS.records_ingested, chunk.ingested);
         metrics::add(&METRICS.records_rejected, chunk.rejected);
@@ -167,12 +177,25 @@ pub enum Completion {
     Pending,
 }
 
-/// Marks the file COMPLETED.
-pub async fn complete(pool: &PgPool, lease: &Lease) -> Result<(), FileError> {
-    let mut conn = pool.acquire().await?;
-    if jobs::complete(&mut conn, lease).await? {
-        Ok(())
-    } else {
-        Err(FileError::LeaseLost)
+/// Marks the file COMPLETED, publishing its Parquet output (if any) in the same
+/// transaction.
+pub async fn complete(
+    pool: &PgPool,
+    lease: &Lease,
+    lake: Option<LakeJob>,
+) -> Result<(), FileError> {
+    let mut tx = pool.begin().await?;
+    let stale = match lake {
+        Some(job) => Some(job.publish(&mut tx, lease).await?),
+        None => None,
+    };
+    if !jobs::complete(&mut tx, lease).await? {
+        tx.rollback().await?;
+        return Err(FileError::LeaseLost);
     }
+    tx.commit().await?;
+    if let Some(stale) = stale {
+        stale.remove().await;
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use arrow::record_batch::RecordBatch;
 use bytes::BytesMut;
 use sqlx::PgPool;
 use tokio::io::AsyncReadExt;
@@ -12,21 +13,28 @@ use uuid::Uuid;
 
 use crate::decode::SourceName;
 use crate::jobs::{self, ChunkCounts, Lease};
+use crate::lake::{Lake, LakeError};
 use crate::limit::Limits;
 use crate::metrics::{self, METRICS};
 use crate::sink::SinkPlan;
-use crate::source::{ByteCounter, CountingReader, READ_BUFFER_BYTES, SourceRef, decompress, open};
+use crate::source::{
+    ByteCounter, CountingReader, READ_BUFFER_BYTES, SourceRef, decompress, open, read_parquet,
+};
 use crate::transform::{Transform, TransformError, TransformSql};
 
 use super::Settings;
 use super::commit::{self, EncodedPiece};
 use super::decode_stage::{self, Decoded, DecodedPiece};
+use super::lake_stage::LakeJob;
 
 /// Everything the pipeline needs, shared by all files of a pass.
 pub struct Ingest {
     pub pool: PgPool,
     pub transform: TransformSql,
-    pub sink: SinkPlan,
+    /// The PostgreSQL sink (`--sink postgres`, the default).
+    pub postgres: Option<SinkPlan>,
+    /// The Parquet sink (`--sink parquet=URL`).
+    pub lake: Option<Arc<Lake>>,
     pub settings: Settings,
     pub limits: Arc<Limits>,
 }
@@ -75,6 +83,8 @@ pub enum FileError {
     Encode(#[from] arrow::error::ArrowError),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
     #[error("lease lost: another worker took the file over")]
     LeaseLost,
     #[error("stopped by a signal")]
@@ -220,19 +230,54 @@ async fn claim(
         return Ok(None);
     };
     if force {
-        let delete = format!(
-            "DELETE FROM {} WHERE source_bucket = $1 AND source_key = $2",
-            ingest.sink.table.quoted
-        );
-        sqlx::query(sqlx::AssertSqlSafe(delete))
-            .bind(&task.bucket)
-            .bind(&task.key)
-            .execute(&mut *tx)
-            .await?;
-        jobs::delete_rejects(&mut tx, &task.bucket, &task.key).await?;
+        forget_rows(&mut tx, ingest, &task.bucket, &task.key).await?;
     }
     tx.commit().await?;
     Ok(Some((claimed.checkpoint, claimed.attempts)))
+}
+
+/// Deletes the rows (PostgreSQL sink) and rejected records an object produced before.
+async fn forget_rows(
+    conn: &mut sqlx::PgConnection,
+    ingest: &Ingest,
+    bucket: &str,
+    key: &str,
+) -> sqlx::Result<()> {
+    if let Some(plan) = &ingest.postgres {
+        let delete = format!(
+            "DELETE FROM {} WHERE source_bucket = $1 AND source_key = $2",
+            plan.table.quoted
+        );
+        sqlx::query(sqlx::AssertSqlSafe(delete))
+            .bind(bucket)
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+    }
+    jobs::delete_rejects(conn, bucket, key).await
+}
+
+/// With a Parquet sink a file is written in one piece: a file an earlier run left at a
+/// checkpoint starts over, its committed rows and rejects deleted in the same transaction.
+async fn restart(ingest: &Ingest, lease: &Lease) -> Result<(), FileError> {
+    if ingest
+        .postgres
+        .as_ref()
+        .is_some_and(|p| !p.has_source_columns)
+    {
+        return Err(FileError::Input(
+            "cannot start the file over for the Parquet sink: an earlier run committed part \
+             of it, and the table has no source_bucket/source_key columns to find those rows"
+                .into(),
+        ));
+    }
+    let mut tx = ingest.pool.begin().await?;
+    forget_rows(&mut tx, ingest, &lease.bucket, &lease.key).await?;
+    if !jobs::restart(&mut tx, lease).await? {
+        return Err(FileError::LeaseLost);
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Runs the stages for one claimed file and commits its chunks.
@@ -240,11 +285,22 @@ async fn stream_file(
     ingest: &Ingest,
     task: &FileTask,
     lease: &Lease,
-    resume: u64,
+    mut resume: u64,
     cancel: &Cancel,
     counts: &mut ChunkCounts,
 ) -> Result<(), FileError> {
     let settings = ingest.settings;
+    if ingest.lake.is_some() && resume > 0 {
+        restart(ingest, lease).await?;
+        resume = 0;
+    }
+    let (mut lake_job, lake_tx) = match &ingest.lake {
+        Some(lake) => {
+            let (job, tx) = LakeJob::start(Arc::clone(lake), task)?;
+            (Some(job), Some(tx))
+        }
+        None => (None, None),
+    };
     let transform = Transform::plan(&ingest.transform, settings.batch_records).await?;
     let compressed = ByteCounter::default();
     let (bytes_tx, bytes_rx) = mpsc::channel(4);
@@ -265,13 +321,26 @@ async fn stream_file(
     let decoder = tokio::task::spawn_blocking(move || {
         decode_stage::run(bytes_rx, decoded_tx, name, resume, settings, compressed)
     });
-    let sink = ingest.sink.clone();
-    let transformer = tokio::spawn(transform_stage(transform, sink, decoded_rx, encoded_tx));
+    let sink = ingest.postgres.clone();
+    let transformer = tokio::spawn(transform_stage(
+        transform, sink, lake_tx, decoded_rx, encoded_tx,
+    ));
 
     let result = async {
-        match commit::commit_chunks(ingest, lease, cancel, &mut encoded_rx, counts).await? {
+        let completion = commit::commit_chunks(
+            ingest,
+            lease,
+            cancel,
+            &mut encoded_rx,
+            counts,
+            &mut lake_job,
+        )
+        .await?;
+        match completion {
             commit::Completion::WithLastChunk => Ok(()),
-            commit::Completion::Pending => commit::complete(&ingest.pool, lease).await,
+            commit::Completion::Pending => {
+                commit::complete(&ingest.pool, lease, lake_job.take()).await
+            }
         }
     }
     .await;
@@ -280,7 +349,11 @@ async fn stream_file(
     let _ = transformer.await;
     let _ = decoder.await;
     let _ = reader.await;
-    result
+    match (result, lake_job) {
+        // The Parquet writer's own error explains why the pipeline stopped.
+        (Err(error), Some(job)) => Err(job.error().await.map_or(error, FileError::Lake)),
+        (result, _) => result,
+    }
 }
 
 /// Reads the object, decompressed, into `out` in buffers of up to `READ_BUFFER_BYTES`.
@@ -291,6 +364,9 @@ pub(super) async fn read_source(
     out: mpsc::Sender<std::io::Result<bytes::Bytes>>,
 ) {
     let result: std::io::Result<()> = async {
+        if source.is_parquet() {
+            return read_parquet(&source, &compressed, &out).await;
+        }
         let raw = open(&source).await?;
         let counter = compressed.clone();
         let mut reader = decompress(Box::new(CountingReader::new(raw, counter))).await?;
@@ -319,16 +395,20 @@ pub(super) async fn read_source(
     }
 }
 
-/// Runs each decoded piece through the transform and encodes its rows for COPY.
+/// Runs each decoded piece through the transform, hands its rows to the Parquet writer and
+/// encodes them for COPY.
 async fn transform_stage(
     mut transform: Transform,
-    sink: SinkPlan,
+    sink: Option<SinkPlan>,
+    lake: Option<mpsc::Sender<RecordBatch>>,
     mut input: mpsc::Receiver<Decoded>,
     out: mpsc::Sender<Result<EncodedPiece, FileError>>,
 ) {
     while let Some(decoded) = input.recv().await {
         let result = match decoded {
-            Decoded::Piece(piece) => encode_piece(&mut transform, &sink, piece).await,
+            Decoded::Piece(piece) => {
+                encode_piece(&mut transform, sink.as_ref(), lake.as_ref(), piece).await
+            }
             Decoded::Fault(cause) => Err(FileError::Input(cause)),
         };
         let stop = result.is_err();
@@ -340,7 +420,8 @@ async fn transform_stage(
 
 async fn encode_piece(
     transform: &mut Transform,
-    sink: &SinkPlan,
+    sink: Option<&SinkPlan>,
+    lake: Option<&mpsc::Sender<RecordBatch>>,
     piece: DecodedPiece,
 ) -> Result<EncodedPiece, FileError> {
     let input_rows = piece.batch.as_ref().map_or(0, |b| b.num_rows() as u64);
@@ -352,9 +433,19 @@ async fn encode_piece(
         None => Vec::new(),
     };
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    let mut rows_data = Vec::with_capacity(json_bytes * 2);
-    for batch in &batches {
-        sink.encoder.encode(batch, &mut rows_data)?;
+    if let Some(lake) = lake {
+        for batch in &batches {
+            lake.send(batch.clone())
+                .await
+                .map_err(|_| FileError::Lake(LakeError::Stopped))?;
+        }
+    }
+    let mut rows_data = Vec::new();
+    if let Some(sink) = sink {
+        rows_data.reserve(json_bytes * 2);
+        for batch in &batches {
+            sink.encoder.encode(batch, &mut rows_data)?;
+        }
     }
     Ok(EncodedPiece {
         rows_data,

@@ -13,6 +13,7 @@
 mod commit;
 mod decode_stage;
 mod file;
+mod lake_stage;
 mod preview;
 
 use std::time::Duration;

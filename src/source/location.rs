@@ -22,6 +22,16 @@ pub enum SourceRef {
     },
 }
 
+impl SourceRef {
+    /// True when the source is read as Parquet (by its extension).
+    pub fn is_parquet(&self) -> bool {
+        match self {
+            SourceRef::Local(path) => super::is_parquet(&path.to_string_lossy()),
+            SourceRef::Object { path, .. } => super::is_parquet(path.as_ref()),
+        }
+    }
+}
+
 /// Opens `source` for streaming reads.
 pub async fn open(source: &SourceRef) -> std::io::Result<BoxRead> {
     match source {

@@ -1,11 +1,14 @@
 //! Where bytes come from: local files and object stores (S3 or a local folder), opened as
-//! one streaming reader, with compression detected from the content.
+//! one streaming reader, with compression detected from the content; Parquet files are
+//! read back as the JSON records they hold.
 
 mod counting;
 mod input;
 pub mod local;
 mod location;
+mod parquet;
 
 pub use counting::{ByteCounter, CountingReader};
 pub use input::{BoxRead, READ_BUFFER_BYTES, decompress};
 pub use location::{SourceRef, open};
+pub use parquet::{RAW_COLUMNS, is_parquet, read_parquet};

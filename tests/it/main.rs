@@ -7,6 +7,7 @@ mod decode;
 mod exactly_once;
 mod failures;
 mod fencing;
+mod lake;
 mod mapping;
 mod operations;
 mod run;

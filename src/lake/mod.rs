@@ -1,0 +1,258 @@
+//! The Parquet sink: the transform's output written to a data lake (a local folder or
+//! `s3://bucket/prefix`), beside or instead of PostgreSQL.
+//!
+//! Layout: `ROOT/date=YYYY-MM-DD/<stem>.parquet`, Hive-partitioned by the UTC day of the
+//! output's `timestamp` column (`date=__HIVE_DEFAULT_PARTITION__` for rows without one),
+//! one file per source object and day. The stem is derived from the source object alone
+//! (its file name and a stable hash of bucket and key), so a re-run writes the same names.
+//!
+//! Exactly once: a file's Parquet output is written to temporary files in a spool folder
+//! ([`writer`]), which become visible only when the source object is done ([`publish`]:
+//! an atomic rename, or one upload that completes a multipart upload), inside the
+//! transaction that marks the job COMPLETED and records the published paths. A run killed
+//! before that leaves nothing under a final name; its spool files are removed when the
+//! object is claimed again.
+
+mod publish;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+pub use publish::Published;
+pub use writer::{DayWriters, Staged, write_stage};
+
+use crate::transform::object_hash;
+
+/// The column whose UTC day partitions the lake.
+pub const PARTITION_COLUMN: &str = "timestamp";
+
+/// The partition of rows whose timestamp is NULL (Hive's convention).
+pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// Errors of the Parquet sink; each names the file it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("parquet sink: {0}")]
+    Config(String),
+    #[error("cannot write Parquet file {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error("parquet sink: {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parquet sink: {path}: {source}")]
+    Store {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("cannot split rows by day: {0}")]
+    Partition(#[from] arrow::error::ArrowError),
+    #[error("the Parquet writer stopped")]
+    Stopped,
+}
+
+/// Where the lake is.
+#[derive(Debug, Clone)]
+pub enum LakeLocation {
+    /// A local folder: files are renamed into place.
+    Local(PathBuf),
+    /// An object store (S3): files are uploaded when complete.
+    Store {
+        url: String,
+        store: Arc<dyn ObjectStore>,
+        prefix: String,
+    },
+}
+
+/// Writer settings, chosen by measurement (README, "Parquet").
+#[derive(Debug, Clone, Copy)]
+pub struct LakeOptions {
+    /// Rows per row group at most. Default 131,072.
+    pub row_group_rows: usize,
+    /// Encoded bytes per row group at most (bounds the writer's memory). Default 64 MiB.
+    pub row_group_bytes: usize,
+    /// ZSTD level. Default 3.
+    pub zstd_level: i32,
+}
+
+impl Default for LakeOptions {
+    fn default() -> Self {
+        Self {
+            row_group_rows: 128 * 1024,
+            row_group_bytes: 64 << 20,
+            zstd_level: 3,
+        }
+    }
+}
+
+/// A configured Parquet sink.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    pub location: LakeLocation,
+    pub options: LakeOptions,
+    /// The transform's output schema: the schema of every file.
+    pub schema: SchemaRef,
+    /// Where unfinished files are written.
+    pub spool: PathBuf,
+}
+
+impl Lake {
+    /// A sink for `location` writing `schema`; checks that the schema has a
+    /// [`PARTITION_COLUMN`] of a timestamp or date type.
+    pub fn new(
+        location: LakeLocation,
+        options: LakeOptions,
+        schema: SchemaRef,
+    ) -> Result<Self, LakeError> {
+        match schema
+            .field_with_name(PARTITION_COLUMN)
+            .map(|f| f.data_type())
+        {
+            Ok(DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) => {}
+            Ok(other) => {
+                return Err(LakeError::Config(format!(
+                    "the lake is partitioned by the day of column `{PARTITION_COLUMN}`, \
+                     which the transform outputs as {other}, not a timestamp"
+                )));
+            }
+            Err(_) => {
+                return Err(LakeError::Config(format!(
+                    "the lake is partitioned by the day of column `{PARTITION_COLUMN}`, \
+                     which the transform does not output"
+                )));
+            }
+        }
+        if ZstdLevel::try_new(options.zstd_level).is_err() {
+            return Err(LakeError::Config(format!(
+                "ZSTD level {} is out of range (1-22)",
+                options.zstd_level
+            )));
+        }
+        let spool = match &location {
+            LakeLocation::Local(root) => root.join("_ingestor_tmp"),
+            LakeLocation::Store { url, .. } => std::env::temp_dir()
+                .join("ingestor-spool")
+                .join(format!("{:016x}", object_hash("lake", url))),
+        };
+        std::fs::create_dir_all(&spool).map_err(|source| LakeError::Io {
+            path: spool.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            location,
+            options,
+            schema,
+            spool,
+        })
+    }
+
+    /// How logs and errors name the lake.
+    pub fn display(&self) -> String {
+        match &self.location {
+            LakeLocation::Local(root) => root.display().to_string(),
+            LakeLocation::Store { url, .. } => url.clone(),
+        }
+    }
+
+    /// The Parquet writer properties of a file made from `source`.
+    pub fn properties(&self, source: &str) -> WriterProperties {
+        let level = ZstdLevel::try_new(self.options.zstd_level).expect("checked by Lake::new");
+        WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(self.options.row_group_rows.max(1)))
+            .set_max_row_group_bytes(Some(self.options.row_group_bytes.max(1)))
+            .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+                "ingestor.source".into(),
+                source.to_string(),
+            )]))
+            .build()
+    }
+
+    /// The store path of `relative` (for [`LakeLocation::Store`]).
+    fn object_path(prefix: &str, relative: &str) -> ObjectPath {
+        if prefix.is_empty() {
+            ObjectPath::from(relative)
+        } else {
+            ObjectPath::from(format!("{prefix}/{relative}"))
+        }
+    }
+}
+
+/// The stem of every Parquet file made from one source object: its file name without the
+/// usual log extensions, then a stable hash of bucket and key (two objects with the same
+/// file name in different folders never share a name).
+pub fn stem(bucket: &str, key: &str) -> String {
+    let mut name = key.rsplit('/').next().unwrap_or(key);
+    for extension in [".gz", ".json", ".jsonl", ".ndjson", ".log", ".parquet"] {
+        name = name.strip_suffix(extension).unwrap_or(name);
+    }
+    let name: String = name
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' => c,
+            _ => '_',
+        })
+        .take(80)
+        .collect();
+    format!("{name}-{:016x}", object_hash(bucket, key))
+}
+
+/// `date=DAY/STEM.parquet`: a file's path relative to the lake's root.
+pub fn relative_path(day: &str, stem: &str) -> String {
+    format!("date={day}/{stem}.parquet")
+}
+
+/// Parses `URL` of `--sink parquet=URL`: `s3://bucket/prefix`, `file:///path` or a path.
+pub fn location(url: &str) -> anyhow::Result<LakeLocation> {
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        anyhow::ensure!(!bucket.is_empty(), "--sink parquet={url}: no bucket");
+        return Ok(LakeLocation::Store {
+            url: url.trim_end_matches('/').to_string(),
+            store: crate::config::s3_store(bucket)?,
+            prefix: prefix.trim_matches('/').to_string(),
+        });
+    }
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    anyhow::ensure!(
+        !path.is_empty(),
+        "--sink parquet=URL needs a folder or s3:// URL"
+    );
+    let root = PathBuf::from(path);
+    std::fs::create_dir_all(&root)
+        .map_err(|e| anyhow::anyhow!("cannot create the lake folder {}: {e}", root.display()))?;
+    Ok(LakeLocation::Local(root))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems_are_deterministic_and_tell_objects_apart() {
+        let a = stem("logs", "2024/11/05/app-1.json.gz");
+        assert_eq!(a, stem("logs", "2024/11/05/app-1.json.gz"));
+        assert!(a.starts_with("app-1-"), "{a}");
+        assert_ne!(a, stem("logs", "2024/11/06/app-1.json.gz"));
+        assert_ne!(a, stem("other", "2024/11/05/app-1.json.gz"));
+        assert!(stem("b", "weird name?.json").starts_with("weird_name_-"));
+        assert_eq!(
+            relative_path("2024-11-05", "x"),
+            "date=2024-11-05/x.parquet"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! The Parquet side of one file: a writer stage fed with the transform's output, and the
+//! publishing of its files inside the transaction that completes the job.
+
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use sqlx::PgConnection;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::jobs::{self, Lease};
+use crate::lake::{DayWriters, Lake, LakeError, Published, Staged, stem, write_stage};
+
+use super::file::{FileError, FileTask};
+
+/// Batches in flight between the transform and the Parquet writer.
+const QUEUE_BATCHES: usize = 2;
+
+/// The Parquet output of one file being written.
+pub struct LakeJob {
+    lake: Arc<Lake>,
+    stem: String,
+    writer: JoinHandle<Result<Vec<Staged>, LakeError>>,
+}
+
+/// Files of an earlier run of the object that the new run did not write again: removed
+/// once the new run has committed.
+pub struct Stale {
+    lake: Arc<Lake>,
+    paths: Vec<String>,
+}
+
+impl LakeJob {
+    /// Starts the writer for `task`; send the transform's output on the returned sender and
+    /// drop it at the end of the file. Removes spool files a killed run left.
+    pub fn start(
+        lake: Arc<Lake>,
+        task: &FileTask,
+    ) -> Result<(Self, mpsc::Sender<RecordBatch>), FileError> {
+        let stem = stem(&task.bucket, &task.key);
+        lake.clean_spool(&stem)?;
+        let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
+        let writers = DayWriters::new(Arc::clone(&lake), stem.clone(), &task.display);
+        let writer = tokio::task::spawn_blocking(move || write_stage(rx, writers));
+        Ok((Self { lake, stem, writer }, tx))
+    }
+
+    /// Waits for the writer, publishes its files and records them in the job, in the
+    /// transaction `conn` that then marks the file COMPLETED. The job's row is locked
+    /// (guarded by the lease) before any file is published.
+    pub async fn publish(self, conn: &mut PgConnection, lease: &Lease) -> Result<Stale, FileError> {
+        let Self { lake, stem, writer } = self;
+        let staged = finished(&lake, writer).await?;
+        let Some(before) = jobs::lake_files(conn, lease).await? else {
+            return Err(FileError::LeaseLost);
+        };
+        let published = lake.publish(&stem, staged).await?;
+        let record = serde_json::json!({
+            "lake": lake.display(),
+            "files": published,
+            "rows": published.iter().map(|p| p.rows).sum::<u64>(),
+            "bytes": published.iter().map(|p| p.bytes).sum::<u64>(),
+        });
+        if !jobs::record_lake(conn, lease, &record).await? {
+            return Err(FileError::LeaseLost);
+        }
+        let kept: Vec<&str> = published
+            .iter()
+            .map(|p: &Published| p.path.as_str())
+            .collect();
+        let paths = before
+            .into_iter()
+            .filter(|path| !kept.contains(&path.as_str()))
+            .collect();
+        Ok(Stale { lake, paths })
+    }
+
+    /// The writer's own error, after the pipeline stopped early (None if it had none).
+    pub async fn error(self) -> Option<LakeError> {
+        match finished(&self.lake, self.writer).await {
+            Err(FileError::Lake(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The writer's result: its staged files, or why it failed.
+async fn finished(
+    lake: &Lake,
+    writer: JoinHandle<Result<Vec<Staged>, LakeError>>,
+) -> Result<Vec<Staged>, FileError> {
+    match writer.await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(FileError::Lake(LakeError::Io {
+            path: lake.display(),
+            source: std::io::Error::other(e),
+        })),
+    }
+}
+
+impl Stale {
+    /// Removes the stale files; a failure is logged (the job is already committed).
+    pub async fn remove(self) {
+        if self.paths.is_empty() {
+            return;
+        }
+        if let Err(e) = self.lake.remove(&self.paths).await {
+            tracing::warn!(error = %e, "cannot remove Parquet files the object no longer produces");
+        }
+    }
+}
