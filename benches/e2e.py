@@ -8,7 +8,11 @@ Generates N records in F gzipped JSON-array files, then alternates, RUNS times:
 Prints per-run figures and medians: records/s, ratio to the ceiling, client CPU seconds,
 database CPU seconds (postmaster + children, from /proc), peak client RSS.
 
-  python3 benches/e2e.py --records 1000000 --files 20 --runs 3 [--concurrency 2]
+  python3 benches/e2e.py --records 1000000 --files 20 --runs 3 [--concurrency 3] [--parquet]
+
+With --parquet it then writes the same files to a Parquet lake (`--sink parquet=DIR`, no
+database rows), RUNS times, and compares records/s, client CPU and bytes on disk per million
+records with the PostgreSQL table (heap, TOAST and indexes) and the gzipped input.
 
 Needs a release build (`cargo build --release`), PostgreSQL on DATABASE_URL (a database
 named by --database, created if missing) and psql. Everything talks to 127.0.0.1 only.
@@ -84,7 +88,8 @@ def main():
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=3)
+    parser.add_argument("--parquet", action="store_true", help="also measure the Parquet sink")
     parser.add_argument("--database", default="ingestor_bench")
     parser.add_argument("--data", default=str(ROOT / "bench-data"))
     parser.add_argument("--binary", default=os.environ.get("INGESTOR_BIN", str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "ingestor")))
@@ -123,6 +128,7 @@ def main():
                                            f"\\copy logs ({COLUMNS}) FROM '{rendered}' (FORMAT binary)"])
         ceiling = dict(wall=cwall, cpu=ccpu, db=cdb, rss=crss, rate=count / cwall)
         rows.append((ours, ceiling, count))
+        table_bytes = int(sh("psql", DB_URL, "-Atc", "SELECT pg_total_relation_size('logs')").stdout)
         print(f"run {run + 1}: ingestor {ours['rate']:,.0f} rec/s ({wall:.1f} s, client CPU {cpu:.1f} s, "
               f"db CPU {db_cpu:.1f} s, RSS {rss:.0f} MB) | psql \\copy binary {ceiling['rate']:,.0f} rec/s "
               f"({cwall:.1f} s, db CPU {cdb:.1f} s) | ratio {ours['rate'] / ceiling['rate']:.2f}", flush=True)
@@ -137,6 +143,35 @@ def main():
     print(f"| psql \\copy, binary, pre-rendered (ceiling) | {med('rate', 1):,.0f} | 1.00 | {med('cpu', 1) * per_m:.1f} | {med('db', 1) * per_m:.1f} | {med('rss', 1):.0f} |")
     ratio = statistics.median(r[0]['rate'] / r[1]['rate'] for r in rows)
     print(f"| ingestor ingest-file (gz JSON -> logs) | {med('rate', 0):,.0f} | {ratio:.2f} | {med('cpu', 0) * per_m:.1f} | {med('db', 0) * per_m:.1f} | {med('rss', 0):.0f} |")
+    if args.parquet:
+        parquet(args, env, data, count, table_bytes)
+
+
+def parquet(args, env, data, count, table_bytes):
+    """The Parquet sink over the same files: throughput and bytes on disk."""
+    lake = Path(args.data) / "lake"
+    runs = []
+    for run in range(args.runs):
+        shutil.rmtree(lake, ignore_errors=True)
+        psql("TRUNCATE processed_files, rejected_records")
+        wall, cpu, _, rss, _ = timed([binary_of(args), "ingest-file", "--json", "--concurrency", str(args.concurrency),
+                                      "--sink", f"parquet={lake}", *args.extra, str(data)], env)
+        size = sum(f.stat().st_size for f in lake.rglob("*.parquet"))
+        runs.append(dict(rate=count / wall, cpu=cpu, rss=rss, size=size))
+        print(f"parquet run {run + 1}: {count / wall:,.0f} rec/s ({wall:.1f} s, client CPU {cpu:.1f} s, RSS {rss:.0f} MB), {size / 1e6:.1f} MB on disk", flush=True)
+    med = lambda key: statistics.median(r[key] for r in runs)
+    per_m = 1_000_000 / count
+    gz = sum(f.stat().st_size for f in data.rglob("*.gz"))
+    print()
+    print("| where the records are | records/s written | client CPU s / M records | MB per M records |")
+    print("|---|---|---|---|")
+    print(f"| gzipped JSON input | | | {gz * per_m / 1e6:.0f} |")
+    print(f"| PostgreSQL `logs` (heap + TOAST + indexes) | see above | see above | {table_bytes * per_m / 1e6:.0f} |")
+    print(f"| Parquet lake, ZSTD (`--sink parquet=DIR`) | {med('rate'):,.0f} | {med('cpu') * per_m:.1f} | {med('size') * per_m / 1e6:.0f} |")
+
+
+def binary_of(args):
+    return args.binary
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Peak memory on one large file: generates a gzipped JSON array of RECORDS records
 # (default 1,450,000, ~1.07 GB of JSON), ingests it with /usr/bin/time -v, prints the peak RSS.
-#   bash benches/memory.sh [RECORDS]
+#   bash benches/memory.sh [RECORDS [EXTRA ingest-file FLAGS...]]
+#   bash benches/memory.sh 1450000 --sink parquet=bench-data/memory-lake   # the Parquet sink
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${1:-1450000}"
+shift || true
 BIN="${INGESTOR_BIN:-${CARGO_TARGET_DIR:-target}/release/ingestor}"
 if [ ! -x "$BIN" ]; then
     echo "no release binary at $BIN: run cargo build --release (or set INGESTOR_BIN)" >&2
@@ -19,7 +21,7 @@ if [ ! -d "$DATA" ]; then
     mv "$DATA.tmp" "$DATA"
 fi
 du -b "$DATA"/*
-if ! /usr/bin/time -v env DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" ingest-file --json "$DATA" 2> bench-data/memory.time; then
+if ! /usr/bin/time -v env DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" ingest-file --json "$@" "$DATA" 2> bench-data/memory.time; then
     tail -30 bench-data/memory.time >&2
     exit 1
 fi

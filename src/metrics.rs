@@ -32,6 +32,9 @@ pub struct Metrics {
     /// Sum and count of the lag between an object's last-modified time and its completion.
     pub lag_millis_sum: AtomicU64,
     pub lag_count: AtomicU64,
+    /// Parquet files published to the lake, and their bytes.
+    pub parquet_files: AtomicU64,
+    pub parquet_bytes: AtomicU64,
 }
 
 /// The process's counters.
@@ -50,6 +53,8 @@ pub static METRICS: Metrics = Metrics {
     lease_takeovers: AtomicU64::new(0),
     lag_millis_sum: AtomicU64::new(0),
     lag_count: AtomicU64::new(0),
+    parquet_files: AtomicU64::new(0),
+    parquet_bytes: AtomicU64::new(0),
 };
 
 fn get(counter: &AtomicU64) -> u64 {
@@ -130,6 +135,16 @@ impl Metrics {
                 "ingestor_lease_takeovers_total",
                 "Files taken over from a worker whose lease expired.",
                 get(&self.lease_takeovers).to_string(),
+            ),
+            (
+                "ingestor_parquet_files_total",
+                "Parquet files published to the lake.",
+                get(&self.parquet_files).to_string(),
+            ),
+            (
+                "ingestor_parquet_bytes_total",
+                "Bytes of the Parquet files published to the lake.",
+                get(&self.parquet_bytes).to_string(),
             ),
             (
                 "ingestor_ingestion_lag_seconds_total",

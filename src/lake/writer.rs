@@ -1,6 +1,7 @@
 //! One source object's rows into spooled Parquet files, one per day. Runs on a blocking
 //! thread (Parquet encoding and ZSTD are CPU work); memory is bounded by the row group
-//! limits times the days open at once (one or two for a log file).
+//! limits: when a new day starts, the row groups buffered for the other days are written
+//! out.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -71,6 +72,12 @@ impl DayWriters {
 
     fn writer(&mut self, day: &str) -> Result<&mut Open, LakeError> {
         if !self.open.contains_key(day) {
+            // Logs move forward in time: the days already open rarely get more rows. Their
+            // buffered row groups go to disk, so memory stays that of one row group however
+            // many days a file spans.
+            for open in self.open.values_mut() {
+                open.flush()?;
+            }
             let spool = &self.lake.spool;
             let io = |source| LakeError::Io {
                 path: spool.display().to_string(),
@@ -131,6 +138,13 @@ impl DayWriters {
 }
 
 impl Open {
+    fn flush(&mut self) -> Result<(), LakeError> {
+        self.writer.flush().map_err(|source| LakeError::Write {
+            path: self.temp.display().to_string(),
+            source,
+        })
+    }
+
     fn write_rows(&mut self, batch: &RecordBatch) -> Result<(), LakeError> {
         self.writer
             .write(batch)

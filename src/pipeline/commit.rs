@@ -141,10 +141,10 @@ pub async fn commit_chunks(
             jobs::insert_rejects(&mut tx, lease, &rejects).await?;
         }
         let last = next.is_none();
-        let mut stale = None;
+        let mut after = None;
         if last {
             if let Some(job) = lake.take() {
-                stale = Some(job.publish(&mut tx, lease).await?);
+                after = Some(job.publish(&mut tx, lease).await?);
             }
             if !jobs::complete(&mut tx, lease).await? {
                 tx.rollback().await?;
@@ -152,8 +152,8 @@ pub async fn commit_chunks(
             }
         }
         tx.commit().await?;
-        if let Some(stale) = stale {
-            stale.remove().await;
+        if let Some(after) = after {
+            after.finish().await;
         }
         METRICS.chunk(started.elapsed());
         metrics::add(&METRICS.records_ingested, chunk.ingested);
@@ -185,7 +185,7 @@ pub async fn complete(
     lake: Option<LakeJob>,
 ) -> Result<(), FileError> {
     let mut tx = pool.begin().await?;
-    let stale = match lake {
+    let after = match lake {
         Some(job) => Some(job.publish(&mut tx, lease).await?),
         None => None,
     };
@@ -194,8 +194,8 @@ pub async fn complete(
         return Err(FileError::LeaseLost);
     }
     tx.commit().await?;
-    if let Some(stale) = stale {
-        stale.remove().await;
+    if let Some(after) = after {
+        after.finish().await;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::jobs::{self, Lease};
 use crate::lake::{DayWriters, Lake, LakeError, Published, Staged, stem, write_stage};
+use crate::metrics::{self, METRICS};
 
 use super::file::{FileError, FileTask};
 
@@ -23,11 +24,13 @@ pub struct LakeJob {
     writer: JoinHandle<Result<Vec<Staged>, LakeError>>,
 }
 
-/// Files of an earlier run of the object that the new run did not write again: removed
-/// once the new run has committed.
-pub struct Stale {
+/// What is left to do once the transaction that published the files has committed:
+/// count them, and remove the files of an earlier run that this run did not write again.
+pub struct AfterCommit {
     lake: Arc<Lake>,
     paths: Vec<String>,
+    files: u64,
+    bytes: u64,
 }
 
 impl LakeJob {
@@ -48,7 +51,11 @@ impl LakeJob {
     /// Waits for the writer, publishes its files and records them in the job, in the
     /// transaction `conn` that then marks the file COMPLETED. The job's row is locked
     /// (guarded by the lease) before any file is published.
-    pub async fn publish(self, conn: &mut PgConnection, lease: &Lease) -> Result<Stale, FileError> {
+    pub async fn publish(
+        self,
+        conn: &mut PgConnection,
+        lease: &Lease,
+    ) -> Result<AfterCommit, FileError> {
         let Self { lake, stem, writer } = self;
         let staged = finished(&lake, writer).await?;
         let Some(before) = jobs::lake_files(conn, lease).await? else {
@@ -64,6 +71,7 @@ impl LakeJob {
         if !jobs::record_lake(conn, lease, &record).await? {
             return Err(FileError::LeaseLost);
         }
+
         let kept: Vec<&str> = published
             .iter()
             .map(|p: &Published| p.path.as_str())
@@ -72,7 +80,12 @@ impl LakeJob {
             .into_iter()
             .filter(|path| !kept.contains(&path.as_str()))
             .collect();
-        Ok(Stale { lake, paths })
+        Ok(AfterCommit {
+            lake,
+            paths,
+            files: published.len() as u64,
+            bytes: published.iter().map(|p| p.bytes).sum(),
+        })
     }
 
     /// The writer's own error, after the pipeline stopped early (None if it had none).
@@ -98,9 +111,12 @@ async fn finished(
     }
 }
 
-impl Stale {
-    /// Removes the stale files; a failure is logged (the job is already committed).
-    pub async fn remove(self) {
+impl AfterCommit {
+    /// Counts the published files and removes the stale ones; a failure is logged (the
+    /// job is already committed).
+    pub async fn finish(self) {
+        metrics::add(&METRICS.parquet_files, self.files);
+        metrics::add(&METRICS.parquet_bytes, self.bytes);
         if self.paths.is_empty() {
             return;
         }
