@@ -377,6 +377,40 @@ async fn a_lake_on_the_s3_protocol_server(pool: PgPool) {
     }
     assert_eq!(total, 150);
     assert_eq!(util::count(&pool, "SELECT count(*) FROM logs").await, 150);
+
+    // The lake read back from the S3-protocol server (range and suffix requests).
+    sqlx::query("CREATE TABLE relogs (LIKE logs INCLUDING ALL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut command = util::command(
+        &pool,
+        &[
+            "run",
+            "--json",
+            "--bucket",
+            "lake",
+            "--prefix",
+            "history/",
+            "--include",
+            "*.parquet",
+            "--table",
+            "relogs",
+        ],
+    );
+    for (key, value) in S3Server::env(&server.endpoint()) {
+        command.env(key, value);
+    }
+    let output = command.output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let same = util::count(
+        &pool,
+        "SELECT count(*) FROM logs JOIN relogs USING (raw_data, \"timestamp\", message)",
+    )
+    .await;
+    assert_eq!(same, 150);
+    assert_eq!(util::count(&pool, "SELECT count(*) FROM relogs").await, 150);
 }
 
 /// Columns compared between the direct path and the round trip: all but the ones that
