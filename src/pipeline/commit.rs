@@ -17,7 +17,7 @@ use crate::metrics::{self, METRICS};
 use crate::sink::SinkPlan;
 
 use super::file::{Cancel, FileError, Ingest};
-use super::lake_stage::LakeJob;
+use super::lake_stage::{AfterCommit, LakeJob};
 
 /// Largest piece of COPY data handed to the connection at once.
 const COPY_PIECE_BYTES: usize = 256 * 1024;
@@ -141,16 +141,11 @@ pub async fn commit_chunks(
             jobs::insert_rejects(&mut tx, lease, &rejects).await?;
         }
         let last = next.is_none();
-        let mut after = None;
-        if last {
-            if let Some(job) = lake.take() {
-                after = Some(job.publish(&mut tx, lease).await?);
-            }
-            if !jobs::complete(&mut tx, lease).await? {
-                tx.rollback().await?;
-                return Err(FileError::LeaseLost);
-            }
-        }
+        let after = if last {
+            complete_in(&mut tx, lease, lake.take()).await?
+        } else {
+            None
+        };
         tx.commit().await?;
         if let Some(after) = after {
             after.finish().await;
@@ -185,17 +180,27 @@ pub async fn complete(
     lake: Option<LakeJob>,
 ) -> Result<(), FileError> {
     let mut tx = pool.begin().await?;
-    let after = match lake {
-        Some(job) => Some(job.publish(&mut tx, lease).await?),
-        None => None,
-    };
-    if !jobs::complete(&mut tx, lease).await? {
-        tx.rollback().await?;
-        return Err(FileError::LeaseLost);
-    }
+    let after = complete_in(&mut tx, lease, lake).await?;
     tx.commit().await?;
     if let Some(after) = after {
         after.finish().await;
     }
     Ok(())
+}
+
+/// In `tx`: publishes the file's Parquet output (if any) and marks the file COMPLETED. An
+/// error leaves `tx` to roll back when dropped.
+async fn complete_in(
+    tx: &mut PgConnection,
+    lease: &Lease,
+    lake: Option<LakeJob>,
+) -> Result<Option<AfterCommit>, FileError> {
+    let after = match lake {
+        Some(job) => Some(job.publish(tx, lease).await?),
+        None => None,
+    };
+    if !jobs::complete(tx, lease).await? {
+        return Err(FileError::LeaseLost);
+    }
+    Ok(after)
 }

@@ -328,25 +328,9 @@ async fn a_lake_on_the_s3_protocol_server(pool: PgPool) {
         )
         .await;
     }
-    let mut command = util::command(
-        &pool,
-        &[
-            "run",
-            "--json",
-            "--bucket",
-            "logs",
-            "--sink",
-            "postgres",
-            "--sink",
-            "parquet=s3://lake/history/",
-        ],
-    );
-    for (key, value) in S3Server::env(&server.endpoint()) {
-        command.env(key, value);
-    }
-    let output = command.output().await.unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let sinks = ["--sink", "postgres", "--sink", "parquet=s3://lake/history/"];
+    let written = crate::run::run(&pool, &server.endpoint(), "logs", &sinks).await;
+    assert_eq!(written.code, 0, "{}", written.stderr);
 
     let listed: Vec<_> = lake
         .list(Some(&object_store::path::Path::from("history")))
@@ -383,27 +367,17 @@ async fn a_lake_on_the_s3_protocol_server(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let mut command = util::command(
-        &pool,
-        &[
-            "run",
-            "--json",
-            "--bucket",
-            "lake",
-            "--prefix",
-            "history/",
-            "--include",
-            "*.parquet",
-            "--table",
-            "relogs",
-        ],
-    );
-    for (key, value) in S3Server::env(&server.endpoint()) {
-        command.env(key, value);
-    }
-    let output = command.output().await.unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let lake_args = [
+        "--prefix",
+        "history/",
+        "--include",
+        "*.parquet",
+        "--table",
+        "relogs",
+    ];
+    let read = crate::run::run(&pool, &server.endpoint(), "lake", &lake_args).await;
+    assert_eq!(read.code, 0, "{}", read.stderr);
+    assert_eq!(read.count("records_ingested"), 150);
     let same = util::count(
         &pool,
         "SELECT count(*) FROM logs JOIN relogs USING (raw_data, \"timestamp\", message)",

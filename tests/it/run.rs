@@ -35,7 +35,8 @@ fn run_command(
     command
 }
 
-async fn run(pool: &PgPool, endpoint: &str, bucket: &str, extra: &[&str]) -> util::Run {
+/// `ingestor run --json --bucket B EXTRA...` against `endpoint`, to completion.
+pub async fn run(pool: &PgPool, endpoint: &str, bucket: &str, extra: &[&str]) -> util::Run {
     let output = run_command(pool, endpoint, bucket, extra)
         .output()
         .await
