@@ -479,3 +479,29 @@ async fn preview_reads_a_parquet_file(pool: PgPool) {
         refused.stderr
     );
 }
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn a_transform_without_a_timestamp_cannot_feed_the_lake(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = util::write_file(dir.path(), "t.sql", b"SELECT msg, level FROM raw_logs");
+    let path = util::write_file(
+        dir.path(),
+        "app.json",
+        &util::json_array(&records_around_midnight(3, 0)),
+    );
+    let sink = format!("parquet={}", dir.path().join("lake").display());
+    let transform = sql.to_str().unwrap();
+    let refused = util::ingest(&pool, &path, &["--sink", &sink, "--transform", transform]).await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("partitioned by the day of column `timestamp`"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        util::count(&pool, "SELECT count(*) FROM processed_files").await,
+        0
+    );
+}
