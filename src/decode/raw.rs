@@ -19,7 +19,7 @@ use arrow_json::ReaderBuilder;
 use arrow_json::reader::Decoder;
 
 use super::framer::{Frame, FrameKind, Frames};
-use super::validate::{SideValues, validate};
+use super::validate::{SideValues, validate_text};
 
 /// Top-level leaf fields of a record, as text.
 const LEAF_FIELDS: &[&str] = &[
@@ -140,14 +140,12 @@ impl Extras {
         }
     }
 
-    fn push(&mut self, index: u64, bytes: &[u8], side: &SideValues<'_>) {
+    fn push(&mut self, index: u64, text: &str, side: &SideValues<'_>) {
         self.query.append_option(side.query);
         self.headers.append_option(side.headers);
         self.params.append_option(side.params);
         self.index.push(index as i64);
-        // Validated as UTF-8 by `validate`.
-        self.raw
-            .append_value(std::str::from_utf8(bytes).expect("validated UTF-8"));
+        self.raw.append_value(text);
     }
 }
 
@@ -203,13 +201,13 @@ impl RawBatcher {
                 continue;
             }
             let checked = match frame.kind {
-                FrameKind::Object => validate(bytes),
+                FrameKind::Object => validate_text(bytes),
                 FrameKind::NotObject => Err(not_an_object(bytes)),
                 FrameKind::Invalid(reason) => Err(reason.message().to_string()),
             };
             match checked {
-                Ok(side) => {
-                    extras.push(frame.index, bytes, &side);
+                Ok((text, side)) => {
+                    extras.push(frame.index, text, &side);
                     push_without_side_values(&mut self.ndjson, bytes, &side);
                     self.ndjson.push(b'\n');
                 }
@@ -249,11 +247,13 @@ impl RawBatcher {
             if frame.index < skip_below || frame.kind != FrameKind::Object {
                 continue;
             }
-            let Ok(side) = validate(bytes) else { continue };
+            let Ok((text, side)) = validate_text(bytes) else {
+                continue;
+            };
             let mut single = build_decoder(1)?;
             match decode_buffer(&mut single, bytes) {
                 Ok(_) => {
-                    extras.push(frame.index, bytes, &side);
+                    extras.push(frame.index, text, &side);
                     self.ndjson.extend_from_slice(bytes);
                     self.ndjson.push(b'\n');
                 }

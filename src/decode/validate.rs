@@ -46,6 +46,12 @@ pub const MAX_DEPTH: usize = 127;
 /// `req.params`. The error is a human-readable cause naming the byte offset within the record,
 /// e.g. "invalid JSON at byte 17 of the record: expected ',' or '}' after an object member".
 pub fn validate(bytes: &[u8]) -> Result<SideValues<'_>, String> {
+    validate_text(bytes).map(|(_, side)| side)
+}
+
+/// [`validate`], also returning the record as the `str` it was checked to be (so that the
+/// caller does not check its UTF-8 a second time).
+pub fn validate_text(bytes: &[u8]) -> Result<(&str, SideValues<'_>), String> {
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => return Err(utf8_error(e.valid_up_to())),
@@ -55,11 +61,12 @@ pub fn validate(bytes: &[u8]) -> Result<SideValues<'_>, String> {
             // Every span starts and ends on an ASCII byte (a value's first and last byte), so
             // slicing the already-validated `str` cannot fail.
             let get = |span: Option<(usize, usize)>| span.map(|(s, e)| &text[s..e]);
-            Ok(SideValues {
+            let side = SideValues {
                 query: get(spans[0]),
                 headers: get(spans[1]),
                 params: get(spans[2]),
-            })
+            };
+            Ok((text, side))
         }
         Err(fail) => Err(fail.message(bytes.len())),
     }
