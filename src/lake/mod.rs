@@ -7,7 +7,7 @@
 //! (its file name and a stable hash of bucket and key), so a re-run writes the same names.
 //!
 //! Exactly once: a file's Parquet output is written to temporary files in a spool folder
-//! ([`writer`]), which become visible only when the source object is done ([`publish`]:
+//! (`writer`), which become visible only when the source object is done (`publish`:
 //! an atomic rename, or one upload that completes a multipart upload), inside the
 //! transaction that marks the job COMPLETED and records the published paths. A run killed
 //! before that leaves nothing under a final name; its spool files are removed when the

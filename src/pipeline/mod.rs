@@ -7,7 +7,11 @@
 //! lands exactly once without `ON CONFLICT` or a dedup table. A file counts as done only
 //! when the transaction that marks it COMPLETED has committed.
 //!
-//! Stages are joined by bounded channels, so memory is bounded by the chunk size and the
+//! With a Parquet sink ([`crate::lake`]) the transform's output also feeds a writer stage,
+//! and a file is one chunk: its Parquet files are published, and recorded in the job, in the
+//! transaction that marks it COMPLETED (`lake_stage`).
+//!
+//! Stages are joined by bounded channels, so memory is bounded by the batch size and the
 //! number of files in flight, never by the size of a file.
 
 mod commit;
