@@ -144,6 +144,27 @@ async fn parquet_files_are_partitioned_by_day_across_midnight(pool: PgPool) {
     assert_eq!(days(before), ["2024-11-04"]);
     assert_eq!(days(after), ["2024-11-05"]);
 
+    // ZSTD, and the footer names the source object.
+    for name in &names {
+        let bytes = bytes::Bytes::from(std::fs::read(lake.join(name)).unwrap());
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new(bytes).unwrap();
+        let metadata = parquet::file::reader::FileReader::metadata(&reader);
+        for group in metadata.row_groups() {
+            for column in group.columns() {
+                assert!(
+                    matches!(column.compression(), parquet::basic::Compression::ZSTD(_)),
+                    "{name}: {:?}",
+                    column.compression()
+                );
+            }
+        }
+        let source = metadata.file_metadata().key_value_metadata().unwrap();
+        assert!(
+            source.iter().any(|kv| kv.key == "ingestor.source"
+                && kv.value.as_deref() == Some(path.to_str().unwrap()))
+        );
+    }
+
     // The transform's output schema, JSON columns as strings; nothing went to `logs`.
     let schema = before[0].schema();
     assert!(schema.field_with_name("raw_data").is_ok());
@@ -504,4 +525,44 @@ async fn a_transform_without_a_timestamp_cannot_feed_the_lake(pool: PgPool) {
         util::count(&pool, "SELECT count(*) FROM processed_files").await,
         0
     );
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn bad_records_in_a_parquet_input_are_rejected_one_by_one(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("broken.parquet");
+    // The second value would swallow the records after it if it were spliced in as is.
+    let raw = arrow::array::StringArray::from(vec![
+        Some(r#"{"time":1730764800000,"msg":"first"}"#),
+        Some(r#"{"msg":"unclosed"#),
+        None,
+        Some(r#"{"time":1730764800001,"msg":"last"}"#),
+    ]);
+    let batch = RecordBatch::try_from_iter([("raw_data", std::sync::Arc::new(raw) as _)]).unwrap();
+    let file = std::fs::File::create(&input).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let run = util::ingest(&pool, &input, &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        (run.count("records_ingested"), run.count("records_rejected")),
+        (2, 2)
+    );
+    let messages: Vec<String> =
+        sqlx::query_scalar("SELECT message FROM logs ORDER BY source_index")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(messages, ["first", "last"]);
+    let rejected: Vec<(i64, String)> =
+        sqlx::query_as("SELECT source_index, raw FROM rejected_records ORDER BY source_index")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0].0, 1);
+    assert!(rejected[0].1.contains("unclosed"), "{:?}", rejected[0]);
+    assert_eq!(rejected[1], (2, "null".to_string()));
 }
