@@ -154,7 +154,7 @@ def parquet(args, env, data, count, table_bytes):
     for run in range(args.runs):
         shutil.rmtree(lake, ignore_errors=True)
         psql("TRUNCATE processed_files, rejected_records")
-        wall, cpu, _, rss, _ = timed([binary_of(args), "ingest-file", "--json", "--concurrency", str(args.concurrency),
+        wall, cpu, _, rss, _ = timed([args.binary, "ingest-file", "--json", "--concurrency", str(args.concurrency),
                                       "--sink", f"parquet={lake}", *args.extra, str(data)], env)
         size = sum(f.stat().st_size for f in lake.rglob("*.parquet"))
         runs.append(dict(rate=count / wall, cpu=cpu, rss=rss, size=size))
@@ -168,10 +168,6 @@ def parquet(args, env, data, count, table_bytes):
     print(f"| gzipped JSON input | | | {gz * per_m / 1e6:.0f} |")
     print(f"| PostgreSQL `logs` (heap + TOAST + indexes) | see above | see above | {table_bytes * per_m / 1e6:.0f} |")
     print(f"| Parquet lake, ZSTD (`--sink parquet=DIR`) | {med('rate'):,.0f} | {med('cpu') * per_m:.1f} | {med('size') * per_m / 1e6:.0f} |")
-
-
-def binary_of(args):
-    return args.binary
 
 
 if __name__ == "__main__":

@@ -365,7 +365,7 @@ pub(super) async fn read_source(
 ) {
     let result: std::io::Result<()> = async {
         if source.is_parquet() {
-            return read_parquet(&source, &compressed, &out).await;
+            return read_parquet(&source, &compressed, &limits, &out).await;
         }
         let raw = open(&source).await?;
         let counter = compressed.clone();

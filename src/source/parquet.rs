@@ -25,6 +25,8 @@ use tokio::sync::mpsc::Sender;
 use crate::decode::validate::validate;
 
 use super::{ByteCounter, SourceRef};
+use crate::limit::Limits;
+use crate::metrics::{self, METRICS};
 
 /// Columns that hold a record's original text, in order of preference.
 pub const RAW_COLUMNS: [&str; 2] = ["raw_data", "_raw"];
@@ -38,10 +40,12 @@ fn invalid(message: String) -> std::io::Error {
 
 /// Streams the records of the Parquet file `source` into `out` as one JSON array. A value
 /// that is not valid JSON is sent as a JSON string, so it is rejected on its own instead of
-/// breaking the framing of the records after it.
+/// breaking the framing of the records after it. The JSON sent counts as bytes read (the
+/// `--max-bytes-per-sec` limit and `ingestor_read_bytes_total`).
 pub async fn read_parquet(
     source: &SourceRef,
     counter: &ByteCounter,
+    limits: &Limits,
     out: &Sender<std::io::Result<Bytes>>,
 ) -> std::io::Result<()> {
     let reader: Box<dyn AsyncFileReader> = match source {
@@ -95,7 +99,10 @@ pub async fn read_parquet(
                 }
             }
         }
-        counter.add(json.len() as u64);
+        let read = json.len() as u64;
+        counter.add(read);
+        metrics::add(&METRICS.bytes_read, read);
+        limits.take_bytes(read).await;
         if out.send(Ok(json.into())).await.is_err() {
             return Ok(());
         }
