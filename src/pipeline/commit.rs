@@ -16,6 +16,7 @@ use crate::jobs::{self, ChunkCounts, Lease};
 use crate::metrics::{self, METRICS};
 use crate::sink::SinkPlan;
 
+use super::buffers::RowsBuffer;
 use super::file::{Cancel, FileError, Ingest};
 use super::lake_stage::{AfterCommit, LakeJob};
 
@@ -25,7 +26,7 @@ const COPY_PIECE_BYTES: usize = 256 * 1024;
 /// One encoded batch of a chunk.
 pub struct EncodedPiece {
     /// Binary COPY rows (no header or trailer); empty when no row survived.
-    pub rows_data: Vec<u8>,
+    pub rows_data: RowsBuffer,
     pub rejects: Vec<Reject>,
     pub counts: ChunkCounts,
     pub next_checkpoint: u64,

@@ -23,6 +23,7 @@ use crate::source::{
 use crate::transform::{Transform, TransformError, TransformSql};
 
 use super::Settings;
+use super::buffers::RowsBuffer;
 use super::commit::{self, EncodedPiece};
 use super::decode_stage::{self, Decoded, DecodedPiece};
 use super::lake_stage::LakeJob;
@@ -440,11 +441,11 @@ async fn encode_piece(
                 .map_err(|_| FileError::Lake(LakeError::Stopped))?;
         }
     }
-    let mut rows_data = Vec::new();
+    let mut rows_data = RowsBuffer::default();
     if let Some(sink) = sink {
-        rows_data.reserve(json_bytes * 2);
+        rows_data = RowsBuffer::with_capacity(json_bytes * 2);
         for batch in &batches {
-            sink.encoder.encode(batch, &mut rows_data)?;
+            sink.encoder.encode(batch, rows_data.as_mut_vec())?;
         }
     }
     Ok(EncodedPiece {
