@@ -17,7 +17,8 @@ use ingestor::transform::{Transform, TransformSql};
 
 /// Records per measured input (~7.4 MB of JSON).
 const RECORDS: u64 = 10_000;
-const BATCH: usize = 8192;
+/// Records per RAW batch: the pipeline's default (`--batch-records`).
+const BATCH: usize = 4096;
 
 fn json() -> Vec<u8> {
     let config = SampleConfig {
