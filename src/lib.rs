@@ -6,6 +6,7 @@
 //! tracking, tied together by [`pipeline`].
 
 pub mod app;
+pub mod buffers;
 pub mod cli;
 pub mod config;
 pub mod decode;

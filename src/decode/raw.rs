@@ -12,6 +12,7 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, StringBuilder, StructArray};
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -20,6 +21,7 @@ use arrow_json::reader::Decoder;
 
 use super::framer::{Frame, FrameKind, Frames};
 use super::validate::{SideValues, validate_text};
+use crate::buffers;
 
 /// Top-level leaf fields of a record, as text.
 const LEAF_FIELDS: &[&str] = &[
@@ -154,7 +156,7 @@ struct Extras {
     headers: StringBuilder,
     params: StringBuilder,
     index: Vec<i64>,
-    raw: StringBuilder,
+    raw: RawText,
 }
 
 impl Extras {
@@ -164,7 +166,7 @@ impl Extras {
             headers: StringBuilder::with_capacity(rows, rows * 64),
             params: StringBuilder::with_capacity(rows, rows * 8),
             index: Vec::with_capacity(rows),
-            raw: StringBuilder::with_capacity(rows, bytes),
+            raw: RawText::with_capacity(rows, bytes),
         }
     }
 
@@ -173,7 +175,38 @@ impl Extras {
         self.headers.append_option(side.headers);
         self.params.append_option(side.params);
         self.index.push(index as i64);
-        self.raw.append_value(text);
+        self.raw.push(text);
+    }
+}
+
+/// The `_raw` column: the records' text, in a recycled buffer (the largest of a batch).
+struct RawText {
+    values: Vec<u8>,
+    offsets: Vec<i32>,
+}
+
+impl RawText {
+    fn with_capacity(rows: usize, bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        Self {
+            values: buffers::take(bytes),
+            offsets,
+        }
+    }
+
+    fn push(&mut self, text: &str) {
+        self.values.extend_from_slice(text.as_bytes());
+        let end = i32::try_from(self.values.len()).expect("a batch's text stays under 2 GiB");
+        self.offsets.push(end);
+    }
+
+    fn finish(self) -> StringArray {
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        let values = buffers::into_arrow(self.values);
+        // SAFETY: every value was appended from a `&str` (valid UTF-8, checked by the
+        // validator), and the offsets start at 0 and grow with each value up to the length.
+        unsafe { StringArray::new_unchecked(offsets, values, None) }
     }
 }
 

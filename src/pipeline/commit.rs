@@ -16,9 +16,9 @@ use crate::jobs::{self, ChunkCounts, Lease};
 use crate::metrics::{self, METRICS};
 use crate::sink::SinkPlan;
 
-use super::buffers::RowsBuffer;
 use super::file::{Cancel, FileError, Ingest};
 use super::lake_stage::{AfterCommit, LakeJob};
+use crate::buffers::RowsBuffer;
 
 /// Largest piece of COPY data handed to the connection at once.
 const COPY_PIECE_BYTES: usize = 256 * 1024;

@@ -23,10 +23,10 @@ use crate::source::{
 use crate::transform::{Transform, TransformError, TransformSql};
 
 use super::Settings;
-use super::buffers::RowsBuffer;
 use super::commit::{self, EncodedPiece};
 use super::decode_stage::{self, Decoded, DecodedPiece};
 use super::lake_stage::LakeJob;
+use crate::buffers::RowsBuffer;
 
 /// Everything the pipeline needs, shared by all files of a pass.
 pub struct Ingest {

@@ -14,7 +14,6 @@
 //! Stages are joined by bounded channels, so memory is bounded by the batch size and the
 //! number of files in flight, never by the size of a file.
 
-mod buffers;
 mod commit;
 mod decode_stage;
 mod file;
