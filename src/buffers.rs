@@ -15,6 +15,9 @@ use arrow::buffer::Buffer;
 
 /// Most buffers kept for reuse: a few batches in flight per file, a few files at once.
 const KEEP: usize = 16;
+/// Larger buffers (a batch of unusually large records) are freed, not kept: what the free
+/// list holds stays below `KEEP * MAX_KEPT_BYTES`.
+const MAX_KEPT_BYTES: usize = 32 << 20;
 
 static FREE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
@@ -32,7 +35,7 @@ pub fn take(bytes: usize) -> Vec<u8> {
 
 /// Hands `buffer` back for reuse (dropped when enough are kept).
 pub fn give(mut buffer: Vec<u8>) {
-    if buffer.capacity() == 0 {
+    if buffer.capacity() == 0 || buffer.capacity() > MAX_KEPT_BYTES {
         return;
     }
     buffer.clear();
@@ -114,6 +117,15 @@ mod tests {
         let ours = ours.expect("the dropped buffer is handed out again");
         assert!(ours.is_empty());
         assert!(ours.0.capacity() >= 1 << 20);
+    }
+
+    #[test]
+    fn an_oversized_buffer_is_freed_not_kept() {
+        let big = Vec::<u8>::with_capacity(MAX_KEPT_BYTES + 1);
+        let address = big.as_ptr();
+        give(big);
+        let taken: Vec<Vec<u8>> = (0..KEEP).map(|_| take(16)).collect();
+        assert!(taken.iter().all(|b| b.as_ptr() != address));
     }
 
     #[test]
