@@ -162,9 +162,12 @@ struct Extras {
 impl Extras {
     fn with_capacity(rows: usize, bytes: usize) -> Self {
         Self {
-            query: StringBuilder::with_capacity(rows, rows * 16),
-            headers: StringBuilder::with_capacity(rows, rows * 64),
-            params: StringBuilder::with_capacity(rows, rows * 8),
+            // Sized from the batch's bytes so that typical records never make the builders
+            // grow (and copy): in pino HTTP logs headers are ~28% of a record, query ~7%,
+            // params ~2%. Pages reserved but never written cost no memory.
+            query: StringBuilder::with_capacity(rows, bytes / 8),
+            headers: StringBuilder::with_capacity(rows, bytes * 3 / 8),
+            params: StringBuilder::with_capacity(rows, bytes / 32),
             index: Vec::with_capacity(rows),
             raw: RawText::with_capacity(rows, bytes),
         }
