@@ -13,12 +13,15 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ingestor::decode::{Framer, Frames, RawBatcher, SourceName};
 use ingestor::sample::{SampleConfig, write_sample};
 use ingestor::sink::{CopyEncoder, PgType};
+use ingestor::source::READ_BUFFER_BYTES;
 use ingestor::transform::{Transform, TransformSql};
 
 /// Records per measured input (~7.4 MB of JSON).
 const RECORDS: u64 = 10_000;
 /// Records per RAW batch: the pipeline's default (`--batch-records`).
 const BATCH: usize = 4096;
+/// Bytes handed to the framer at once, as the decode stage does.
+const PUSH_BYTES: usize = 64 * 1024;
 
 fn json() -> Vec<u8> {
     let config = SampleConfig {
@@ -51,17 +54,20 @@ fn source() -> SourceName {
 
 /// frame + RAW decode of a whole input, batch by batch.
 fn decode(input: &[u8]) -> Vec<RecordBatch> {
-    decode_pieces(input.chunks(64 * 1024))
+    decode_pieces(input.chunks(PUSH_BYTES))
 }
 
-/// The decode stage as a file meets it: gunzip in 64 KiB reads, frame, RAW decode.
+/// The decode stage as a file meets it: gunzip into a fresh buffer of the pipeline's read
+/// size per read, frame in the decode stage's slices, RAW decode.
 fn gunzip_and_decode(gz: &[u8]) -> Vec<RecordBatch> {
     let mut decoder = flate2::read::MultiGzDecoder::new(gz);
-    let mut buffer = vec![0u8; 64 * 1024];
     decode_pieces(std::iter::from_fn(|| {
-        let n = decoder.read(&mut buffer).unwrap();
-        // A fresh piece per read, as the pipeline hands them over.
-        (n > 0).then(|| buffer[..n].to_vec())
+        let mut piece = Vec::with_capacity(READ_BUFFER_BYTES);
+        (&mut decoder)
+            .take(READ_BUFFER_BYTES as u64)
+            .read_to_end(&mut piece)
+            .unwrap();
+        (!piece.is_empty()).then_some(piece)
     }))
 }
 
@@ -72,10 +78,12 @@ fn decode_pieces<P: AsRef<[u8]>>(pieces: impl Iterator<Item = P>) -> Vec<RecordB
     let mut rejects = Vec::new();
     let mut batches = Vec::new();
     for piece in pieces {
-        framer.push(piece.as_ref(), &mut frames).unwrap();
-        if frames.len() >= BATCH {
-            batches.extend(batcher.convert(&frames, 0, &mut rejects).unwrap());
-            frames.clear();
+        for slice in piece.as_ref().chunks(PUSH_BYTES) {
+            framer.push(slice, &mut frames).unwrap();
+            if frames.len() >= BATCH {
+                batches.extend(batcher.convert(&frames, 0, &mut rejects).unwrap());
+                frames.clear();
+            }
         }
     }
     framer.finish(&mut frames).unwrap();
