@@ -72,10 +72,21 @@ impl Stage {
             .map_err(|_| Stopped)
     }
 
+    /// How many of the first `n` framed records (at least one) fit in a batch of
+    /// `batch_bytes`.
+    fn batch_end(&self, n: usize) -> usize {
+        let frames = &self.frames.frames[..n.min(self.frames.len())];
+        let Some(first) = frames.first() else {
+            return 0;
+        };
+        let fit = frames.partition_point(|f| f.end - first.start <= self.settings.batch_bytes);
+        fit.max(1)
+    }
+
     /// Converts the first `n` framed records (or all there are) into a piece of the current
     /// chunk and sends it; closes the chunk when it is full.
     fn convert(&mut self, n: usize) -> Result<Result<(), Stopped>, String> {
-        let end = n.min(self.frames.len());
+        let end = self.batch_end(n);
         if end == 0 {
             return Ok(Ok(()));
         }
@@ -147,7 +158,7 @@ impl Stage {
                     .chunk_records
                     .saturating_sub(self.chunk_records);
                 let want = room.min(self.settings.batch_records).max(1);
-                if self.frames.len() < want {
+                if self.frames.len() < want && self.frames.bytes.len() < self.settings.batch_bytes {
                     break;
                 }
                 if let Err(stopped) = self.convert(want)? {
@@ -291,6 +302,46 @@ mod tests {
         let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![300, 300, 300, 100]);
         assert_eq!(chunks.concat(), (0..1000).collect::<Vec<i64>>());
+    }
+
+    #[test]
+    fn batches_are_cut_by_bytes_when_records_are_large() {
+        let input: String = (0..100)
+            .map(|i| format!("{{\"i\":\"{i:04}\"}}\n"))
+            .collect();
+        let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel(4);
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(1 << 16);
+        bytes_tx.blocking_send(Ok(Bytes::from(input))).unwrap();
+        drop(bytes_tx);
+        // Records are 12 bytes: at most 3 fit in 40 bytes, however many records a batch may hold.
+        let settings = Settings {
+            batch_bytes: 40,
+            ..Settings::default()
+        };
+        let source = SourceName {
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        run(
+            bytes_rx,
+            out_tx,
+            source,
+            0,
+            settings,
+            ByteCounter::default(),
+        );
+        let mut seen = Vec::new();
+        while let Ok(Decoded::Piece(piece)) = out_rx.try_recv() {
+            if let Some(batch) = &piece.batch {
+                assert!(batch.num_rows() <= 3, "{} rows", batch.num_rows());
+                let index = batch
+                    .column_by_name("_source_index")
+                    .unwrap()
+                    .as_primitive::<Int64Type>();
+                seen.extend(index.values().iter().copied());
+            }
+        }
+        assert_eq!(seen, (0..100).collect::<Vec<i64>>());
     }
 
     /// Regression: chunks made only of records below the checkpoint once made the stage spin.

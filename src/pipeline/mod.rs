@@ -35,6 +35,10 @@ use crate::jobs::ChunkCounts;
 pub struct Settings {
     /// Records per Arrow batch (decode and transform). Default 4,096.
     pub batch_records: usize,
+    /// Bytes of JSON after which a batch is cut even with fewer records. Default 64 MiB.
+    /// Keeps a batch's memory bounded when records are large, and its text within Arrow's
+    /// 32-bit string offsets.
+    pub batch_bytes: usize,
     /// Records per chunk transaction (COPY + checkpoint). Default 50,000.
     pub chunk_records: usize,
     /// Bytes of JSON after which a chunk is cut even with fewer records. Default 64 MiB.
@@ -54,6 +58,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             batch_records: 4096,
+            batch_bytes: 64 << 20,
             chunk_records: 50_000,
             chunk_bytes: 64 << 20,
             lease: Duration::from_secs(60),
