@@ -63,6 +63,7 @@
 //! record's bytes as they would be emitted, so the outcome does not depend on
 //! how the input is split into pushes.
 
+use super::swar;
 use memchr::{memchr, memchr2, memchr3};
 
 /// Default for [`Framer::with_max_record_bytes`]: 64 MiB.
@@ -751,8 +752,6 @@ fn string_body<const LINES: bool>(s: &mut Scan, input: &[u8], mut i: usize) -> B
     }
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
 /// Bytes of a string tested eight at a time before the rest is left to `memchr`.
 const SHORT_STRING: usize = 32;
 
@@ -761,21 +760,15 @@ const SHORT_STRING: usize = 32;
 /// less than `memchr`'s setup; longer ones go on with `memchr`.
 #[inline(always)]
 fn find_in_string<const LINES: bool>(rest: &[u8]) -> Option<usize> {
-    // Bytes equal to `c` in `w` set their high bit; only the lowest set bit is exact (a
-    // borrow can flag the byte above a match), and only the lowest is used.
-    let has = |w: u64, c: u8| {
-        let x = w ^ (LO * u64::from(c));
-        x.wrapping_sub(LO) & !x & HI
-    };
     let mut i = 0;
     while i < SHORT_STRING && i + 8 <= rest.len() {
-        let w = u64::from_le_bytes(rest[i..i + 8].try_into().expect("eight bytes"));
-        let mut m = has(w, b'"') | has(w, b'\\');
+        let w = swar::word(rest, i);
+        let mut m = swar::eq(w, b'"') | swar::eq(w, b'\\');
         if LINES {
-            m |= has(w, b'\n');
+            m |= swar::eq(w, b'\n');
         }
         if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
+            return Some(i + swar::first(m));
         }
         i += 8;
     }

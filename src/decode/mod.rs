@@ -4,6 +4,7 @@
 
 pub mod framer;
 pub mod raw;
+mod swar;
 pub mod validate;
 
 pub use framer::{FrameError, FrameKind, Framer, Frames};

@@ -27,6 +27,8 @@
 //! `memchr`, so the common record costs a few instructions per byte and nothing is allocated
 //! unless the record is rejected (the error message).
 
+use super::swar;
+
 /// The JSON texts kept from one record.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SideValues<'a> {
@@ -223,18 +225,12 @@ fn hex4(b: &[u8], i: usize) -> Option<u32> {
     Some(v)
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
 /// A mask whose lowest set bit marks the first byte of `w` (little-endian) that is `"`, `\`
 /// or below 0x20, and 0 when there is none. Bits above the lowest may be false positives
 /// (borrows), so only the lowest is used.
 #[inline(always)]
 fn special(w: u64) -> u64 {
-    let quote = w ^ (LO * u64::from(b'"'));
-    let backslash = w ^ (LO * u64::from(b'\\'));
-    let has_zero = |x: u64| x.wrapping_sub(LO) & !x;
-    (has_zero(quote) | has_zero(backslash) | (w.wrapping_sub(LO * 0x20) & !w)) & HI
+    swar::eq(w, b'"') | swar::eq(w, b'\\') | swar::below(w, 0x20)
 }
 
 /// After this many string bytes without a special byte, the rest of the string is searched
@@ -252,10 +248,9 @@ fn scan_string(b: &[u8], mut i: usize) -> Result<(usize, bool), Fail> {
         // Find the next `"`, `\` or control byte.
         let c = loop {
             if i + 8 <= n {
-                let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
-                let m = special(w);
+                let m = special(swar::word(b, i));
                 if m != 0 {
-                    i += (m.trailing_zeros() / 8) as usize;
+                    i += swar::first(m);
                     break b[i];
                 }
                 i += 8;
