@@ -246,24 +246,20 @@ mod tests {
     use arrow::array::AsArray;
     use arrow::datatypes::Int64Type;
 
-    /// Runs the stage over `records` NDJSON records resumed at `resume`; returns the source
-    /// indices of the rows, chunk by chunk.
-    fn indices(
-        records: usize,
-        resume: u64,
-        chunk_records: usize,
-        batch_records: usize,
-    ) -> Vec<Vec<i64>> {
-        let input: String = (0..records).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+    /// One piece the stage sent: the source indices of its rows, whether it ends its chunk,
+    /// and the checkpoint it carries.
+    struct Sent {
+        rows: Vec<i64>,
+        end_of_chunk: bool,
+        next_checkpoint: u64,
+    }
+
+    /// Runs the stage over `input` resumed at `resume`; returns the pieces it sent.
+    fn run_stage(input: String, resume: u64, settings: Settings) -> Vec<Sent> {
         let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel(4);
         let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(1 << 16);
         bytes_tx.blocking_send(Ok(Bytes::from(input))).unwrap();
         drop(bytes_tx);
-        let settings = Settings {
-            chunk_records,
-            batch_records,
-            ..Settings::default()
-        };
         let source = SourceName {
             bucket: "b".into(),
             key: "k".into(),
@@ -276,17 +272,43 @@ mod tests {
             settings,
             ByteCounter::default(),
         );
-        let mut chunks = Vec::new();
-        let mut current = Vec::new();
+        let mut sent = Vec::new();
         while let Ok(Decoded::Piece(piece)) = out_rx.try_recv() {
-            if let Some(batch) = &piece.batch {
+            let rows = piece.batch.as_ref().map_or_else(Vec::new, |batch| {
                 let index = batch
                     .column_by_name("_source_index")
                     .unwrap()
                     .as_primitive::<Int64Type>();
-                current.extend(index.values().iter().copied());
-                assert!(batch.num_rows() <= batch_records);
-            }
+                index.values().to_vec()
+            });
+            sent.push(Sent {
+                rows,
+                end_of_chunk: piece.end_of_chunk,
+                next_checkpoint: piece.next_checkpoint,
+            });
+        }
+        sent
+    }
+
+    /// Runs the stage over `records` NDJSON records resumed at `resume`; returns the source
+    /// indices of the rows, chunk by chunk.
+    fn indices(
+        records: usize,
+        resume: u64,
+        chunk_records: usize,
+        batch_records: usize,
+    ) -> Vec<Vec<i64>> {
+        let input: String = (0..records).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+        let settings = Settings {
+            chunk_records,
+            batch_records,
+            ..Settings::default()
+        };
+        let mut chunks = Vec::new();
+        let mut current = Vec::new();
+        for piece in run_stage(input, resume, settings) {
+            assert!(piece.rows.len() <= batch_records);
+            current.extend(piece.rows);
             if piece.end_of_chunk {
                 assert_eq!(piece.next_checkpoint, *current.last().unwrap() as u64 + 1);
                 chunks.push(std::mem::take(&mut current));
@@ -309,37 +331,15 @@ mod tests {
         let input: String = (0..100)
             .map(|i| format!("{{\"i\":\"{i:04}\"}}\n"))
             .collect();
-        let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel(4);
-        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(1 << 16);
-        bytes_tx.blocking_send(Ok(Bytes::from(input))).unwrap();
-        drop(bytes_tx);
         // Records are 12 bytes: at most 3 fit in 40 bytes, however many records a batch may hold.
         let settings = Settings {
             batch_bytes: 40,
             ..Settings::default()
         };
-        let source = SourceName {
-            bucket: "b".into(),
-            key: "k".into(),
-        };
-        run(
-            bytes_rx,
-            out_tx,
-            source,
-            0,
-            settings,
-            ByteCounter::default(),
-        );
         let mut seen = Vec::new();
-        while let Ok(Decoded::Piece(piece)) = out_rx.try_recv() {
-            if let Some(batch) = &piece.batch {
-                assert!(batch.num_rows() <= 3, "{} rows", batch.num_rows());
-                let index = batch
-                    .column_by_name("_source_index")
-                    .unwrap()
-                    .as_primitive::<Int64Type>();
-                seen.extend(index.values().iter().copied());
-            }
+        for piece in run_stage(input, 0, settings) {
+            assert!(piece.rows.len() <= 3, "{} rows", piece.rows.len());
+            seen.extend(piece.rows);
         }
         assert_eq!(seen, (0..100).collect::<Vec<i64>>());
     }
