@@ -20,7 +20,7 @@ use arrow_json::ReaderBuilder;
 use arrow_json::reader::Decoder;
 
 use super::framer::{Frame, FrameKind, Frames};
-use super::validate::{SideValues, validate_text};
+use super::validate::{KeysRead, SideValues, Unread, validate_unread};
 use crate::buffers;
 
 /// Top-level leaf fields of a record, as text.
@@ -62,39 +62,83 @@ fn req_fields() -> Fields {
     fields.into()
 }
 
-/// The top-level fields arrow-json decodes, in the order pino writes them: arrow-json finds
-/// each key of a record by a linear scan of the schema, so the usual order makes the scan
-/// short. The same names as [`LEAF_FIELDS`] plus `req`.
+/// The field that stands in for the members arrow-json does not read: each such member of a
+/// record is replaced by `"_":null` before decoding (see [`push_for_arrow_json`]), and the
+/// column is dropped. First in each struct, so that arrow-json's linear key search finds it
+/// at once (every other name is longer, so it costs the others one length test).
+const UNREAD_FIELD: &str = "_";
+
+/// The top-level fields arrow-json decodes, in the order pino and the usual loggers write
+/// them: arrow-json finds each key of a record by a linear scan of the schema, so the usual
+/// order keeps the scan short. The same names as [`LEAF_FIELDS`] plus `req`.
 const DECODE_ORDER: &[&str] = &[
     "level",
     "time",
     "pid",
     "hostname",
     "timestamp",
-    "msg",
+    "context",
     "message",
+    "msg",
     "req",
     "authUserId",
     "processingTimeMs",
     "cacheHit",
     "documentCount",
     "lastUpdated",
-    "context",
 ];
 
-/// What arrow-json decodes: the leaves, and `req` without its JSON-text fields.
+/// The keys arrow-json reads, for the validator: the members with other keys are hidden from
+/// arrow-json. Must name exactly [`LEAF_FIELDS`] + `req`, and [`REQ_LEAF_FIELDS`] (a test
+/// checks it); written as `match`es because it runs for every member of every record.
+struct RawKeys;
+
+impl KeysRead for RawKeys {
+    #[inline(always)]
+    fn top(key: &[u8]) -> bool {
+        matches!(
+            key,
+            b"level"
+                | b"time"
+                | b"pid"
+                | b"hostname"
+                | b"timestamp"
+                | b"context"
+                | b"message"
+                | b"msg"
+                | b"req"
+                | b"authUserId"
+                | b"processingTimeMs"
+                | b"cacheHit"
+                | b"documentCount"
+                | b"lastUpdated"
+        )
+    }
+
+    #[inline(always)]
+    fn req(key: &[u8]) -> bool {
+        matches!(
+            key,
+            b"id" | b"method" | b"url" | b"remoteAddress" | b"remotePort"
+        )
+    }
+}
+
+/// What arrow-json decodes: the stand-in for unread members, the leaves, and `req` with its
+/// leaves only.
 fn json_schema() -> SchemaRef {
-    let fields: Vec<Field> = DECODE_ORDER
-        .iter()
-        .map(|name| match *name {
-            "req" => Field::new(
-                "req",
-                DataType::Struct(Fields::from(text_fields(REQ_LEAF_FIELDS))),
-                true,
-            ),
-            leaf => Field::new(leaf, DataType::Utf8, true),
-        })
-        .collect();
+    let unread = Field::new(UNREAD_FIELD, DataType::Utf8, true);
+    let mut req_fields = vec![unread.clone()];
+    req_fields.extend(text_fields(REQ_LEAF_FIELDS));
+    let mut fields = vec![unread];
+    fields.extend(DECODE_ORDER.iter().map(|name| match *name {
+        "req" => Field::new(
+            "req",
+            DataType::Struct(Fields::from(req_fields.clone())),
+            true,
+        ),
+        leaf => Field::new(leaf, DataType::Utf8, true),
+    }));
     Arc::new(Schema::new(fields))
 }
 
@@ -265,14 +309,14 @@ impl RawBatcher {
                 continue;
             }
             let checked = match frame.kind {
-                FrameKind::Object => validate_text(bytes),
+                FrameKind::Object => validate_unread::<RawKeys>(bytes),
                 FrameKind::NotObject => Err(not_an_object(bytes)),
                 FrameKind::Invalid(reason) => Err(reason.message().to_string()),
             };
             match checked {
-                Ok((text, side)) => {
+                Ok((text, side, unread)) => {
                     extras.push(frame.index, text, &side);
-                    push_without_side_values(&mut self.ndjson, bytes, &side);
+                    push_for_arrow_json(&mut self.ndjson, bytes, &unread);
                     self.ndjson.push(b'\n');
                 }
                 Err(error) => rejects.push(Reject::new(frame.index, frame.offset, bytes, error)),
@@ -311,7 +355,7 @@ impl RawBatcher {
             if frame.index < skip_below || frame.kind != FrameKind::Object {
                 continue;
             }
-            let Ok((text, side)) = validate_text(bytes) else {
+            let Ok((text, side, _)) = validate_unread::<RawKeys>(bytes) else {
                 continue;
             };
             let mut single = build_decoder(1)?;
@@ -351,7 +395,10 @@ impl RawBatcher {
             .column_by_name("req")
             .expect("req column")
             .as_struct();
-        let mut req_columns: Vec<ArrayRef> = req.columns().to_vec();
+        let mut req_columns: Vec<ArrayRef> = REQ_LEAF_FIELDS
+            .iter()
+            .map(|name| Arc::clone(req.column_by_name(name).expect("req leaf column")))
+            .collect();
         req_columns.push(Arc::new(extras.query.finish()));
         req_columns.push(Arc::new(extras.headers.finish()));
         req_columns.push(Arc::new(extras.params.finish()));
@@ -390,30 +437,16 @@ fn decode_buffer(decoder: &mut Decoder, buffer: &[u8]) -> Result<RecordBatch, Ar
     }
 }
 
-/// Appends `record` to the buffer arrow-json decodes, with the values kept as JSON text
-/// (`req.query`, `req.headers`, `req.params`) replaced by `null`: arrow-json would tokenize
-/// them only to skip them, and they are often the larger part of a record.
-fn push_without_side_values(out: &mut Vec<u8>, record: &[u8], side: &SideValues<'_>) {
-    let base = record.as_ptr() as usize;
-    let mut spans = [(usize::MAX, 0usize); 3];
-    for (slot, text) in spans
-        .iter_mut()
-        .zip([side.query, side.headers, side.params])
-    {
-        if let Some(text) = text {
-            let start = text.as_ptr() as usize - base;
-            *slot = (start, start + text.len());
-        }
-    }
-    spans.sort_unstable();
+/// Appends `record` to the buffer arrow-json decodes, with each member it does not read
+/// (`res`, unknown keys, and `req.query`, `req.headers`, `req.params`, which are kept as JSON
+/// text) replaced by `"_":null`: arrow-json would tokenize them only to skip them, and
+/// look each of their keys up in vain.
+fn push_for_arrow_json(out: &mut Vec<u8>, record: &[u8], unread: &Unread) {
     let mut at = 0;
-    for (start, end) in spans
-        .into_iter()
-        .take_while(|(start, _)| *start != usize::MAX)
-    {
-        out.extend_from_slice(&record[at..start]);
-        out.extend_from_slice(b"null");
-        at = end;
+    for &(start, end) in unread.spans() {
+        out.extend_from_slice(&record[at..start as usize]);
+        out.extend_from_slice(b"\"_\":null");
+        at = end as usize;
     }
     out.extend_from_slice(&record[at..]);
 }
@@ -447,6 +480,49 @@ mod tests {
         decoded.sort_unstable();
         expected.sort_unstable();
         assert_eq!(decoded, expected);
+    }
+
+    #[test]
+    fn the_keys_read_are_the_decoded_fields() {
+        for name in LEAF_FIELDS.iter().chain(&["req"]) {
+            assert!(RawKeys::top(name.as_bytes()), "{name}");
+        }
+        for name in REQ_LEAF_FIELDS {
+            assert!(RawKeys::req(name.as_bytes()), "{name}");
+        }
+        for name in REQ_JSON_FIELDS
+            .iter()
+            .chain(&["res", "err", "_", "", "Level"])
+        {
+            assert!(!RawKeys::top(name.as_bytes()), "{name}");
+            assert!(!RawKeys::req(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
+    fn unread_members_are_hidden_from_arrow_json_only() {
+        let record = r#"{"res":{"statusCode":200},"level":30,"req":{"query":{"a":1},"method":"GET","headers":{"h":"v"},"url":"/x"},"err":[1,{"b":2}],"_":"u","msg":"m"}"#;
+        let (_, _, unread) = validate_unread::<RawKeys>(record.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        push_for_arrow_json(&mut out, record.as_bytes(), &unread);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"_":null,"level":30,"req":{"_":null,"method":"GET","_":null,"url":"/x"},"_":null,"_":null,"msg":"m"}"#
+        );
+        let (batch, rejects) = convert(&format!("[{record}]"));
+        assert!(rejects.is_empty());
+        let batch = batch.unwrap();
+        assert_eq!(batch.schema(), raw_schema());
+        let text = |column: &dyn Array| column.as_string::<i32>().value(0).to_string();
+        assert_eq!(text(batch.column_by_name("level").unwrap()), "30");
+        assert_eq!(text(batch.column_by_name("msg").unwrap()), "m");
+        assert_eq!(text(batch.column_by_name(RAW).unwrap()), record);
+        let req = batch.column_by_name("req").unwrap().as_struct();
+        assert_eq!(text(req.column_by_name("method").unwrap()), "GET");
+        assert_eq!(text(req.column_by_name("url").unwrap()), "/x");
+        assert_eq!(text(req.column_by_name("query").unwrap()), r#"{"a":1}"#);
+        assert_eq!(text(req.column_by_name("headers").unwrap()), r#"{"h":"v"}"#);
+        assert!(req.column_by_name("id").unwrap().is_null(0));
     }
 
     fn convert(input: &str) -> (Option<RecordBatch>, Vec<Reject>) {

@@ -37,6 +37,60 @@ pub struct SideValues<'a> {
     pub params: Option<&'a str>,
 }
 
+/// Which object members the decoder after the validator reads. The members it does not read
+/// are reported as [`Unread`] spans, so that the caller can hide them from that decoder
+/// instead of having it tokenize them only to skip them.
+pub trait KeysRead {
+    /// Whether the decoder reads the top-level member with this key (its bytes, without
+    /// escapes).
+    fn top(key: &[u8]) -> bool;
+    /// Whether the decoder reads this member of a top-level `req` object.
+    fn req(key: &[u8]) -> bool;
+}
+
+/// A decoder that reads every member: nothing is reported unread.
+pub struct ReadsAll;
+
+impl KeysRead for ReadsAll {
+    #[inline(always)]
+    fn top(_: &[u8]) -> bool {
+        true
+    }
+    #[inline(always)]
+    fn req(_: &[u8]) -> bool {
+        true
+    }
+}
+
+/// The most unread members reported per record; further ones stay in place (a decoder skips
+/// them anyway, only slower).
+pub const MAX_UNREAD: usize = 8;
+
+/// Members of a record (top-level ones, and those of a top-level `req` object) whose key the
+/// decoder does not read, as byte spans from the key's opening quote to the end of the
+/// value, in record order. Keys written with escapes are never reported (they are left to
+/// the decoder, which unescapes them).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Unread {
+    spans: [(u32, u32); MAX_UNREAD],
+    len: u8,
+}
+
+impl Unread {
+    /// The spans, in record order.
+    pub fn spans(&self) -> &[(u32, u32)] {
+        &self.spans[..usize::from(self.len)]
+    }
+
+    #[inline(always)]
+    fn push(&mut self, start: usize, end: usize) {
+        if usize::from(self.len) < MAX_UNREAD {
+            self.spans[usize::from(self.len)] = (start as u32, end as u32);
+            self.len += 1;
+        }
+    }
+}
+
 /// The deepest nesting of arrays and objects accepted (the top-level object is level 1).
 ///
 /// serde_json (the previous validator, and the differential oracle of the tests) refuses the
@@ -54,11 +108,22 @@ pub fn validate(bytes: &[u8]) -> Result<SideValues<'_>, String> {
 /// [`validate`], also returning the record as the `str` it was checked to be (so that the
 /// caller does not check its UTF-8 a second time).
 pub fn validate_text(bytes: &[u8]) -> Result<(&str, SideValues<'_>), String> {
+    validate_unread::<ReadsAll>(bytes).map(|(text, side, _)| (text, side))
+}
+
+/// [`validate_text`], also returning the members the decoder `K` does not read.
+pub fn validate_unread<K: KeysRead>(
+    bytes: &[u8],
+) -> Result<(&str, SideValues<'_>, Unread), String> {
+    if u32::try_from(bytes.len()).is_err() {
+        return Err(format!("record of {} bytes exceeds 4 GiB", bytes.len()));
+    }
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => return Err(utf8_error(e.valid_up_to())),
     };
-    match parse(bytes) {
+    let mut unread = Unread::default();
+    match parse::<K>(bytes, &mut unread) {
         Ok(spans) => {
             // Every span starts and ends on an ASCII byte (a value's first and last byte), so
             // slicing the already-validated `str` cannot fail.
@@ -68,7 +133,7 @@ pub fn validate_text(bytes: &[u8]) -> Result<(&str, SideValues<'_>), String> {
                 headers: get(spans[1]),
                 params: get(spans[2]),
             };
-            Ok((text, side))
+            Ok((text, side, unread))
         }
         Err(fail) => Err(fail.message(bytes.len())),
     }
@@ -417,8 +482,9 @@ fn literal(b: &[u8], i: usize, word: &'static [u8]) -> Result<usize, Fail> {
     }
 }
 
-/// The one pass. Returns the spans of query, headers, params.
-fn parse(b: &[u8]) -> Result<[Option<(usize, usize)>; 3], Fail> {
+/// The one pass. Returns the spans of query, headers, params; reports the members `K` does
+/// not read in `unread`.
+fn parse<K: KeysRead>(b: &[u8], unread: &mut Unread) -> Result<[Option<(usize, usize)>; 3], Fail> {
     let mut spans: [Option<(usize, usize)>; 3] = [None; 3];
     let mut i = skip_ws(b, 0);
     if at(b, i) != b'{' {
@@ -434,6 +500,10 @@ fn parse(b: &[u8]) -> Result<[Option<(usize, usize)>; 3], Fail> {
     // The value being parsed is kept in `spans[slot - 1]` (0: not kept), starting at `kept`.
     let mut slot: u8 = 0;
     let mut kept = 0;
+    // The current top-level member / `req` member is unread, and starts at `top_start` /
+    // `req_start` (its key's opening quote).
+    let (mut top_unread, mut top_start) = (false, 0);
+    let (mut req_unread, mut req_start) = (false, 0);
 
     // Parses the member key at `i` (after whitespace), the ':' and the whitespace after it.
     macro_rules! member_key {
@@ -442,14 +512,19 @@ fn parse(b: &[u8]) -> Result<[Option<(usize, usize)>; 3], Fail> {
                 return fail(i, "expected '\"' to start an object key");
             }
             let (end, escaped) = scan_string(b, i + 1)?;
+            let key = &b[i + 1..end - 1];
             if depth == 1 {
-                member_is_req = key_is_req(&b[i + 1..end - 1], escaped);
+                member_is_req = key_is_req(key, escaped);
                 if member_is_req {
                     // The last `req` wins, whatever its type.
                     spans = [None; 3];
                 }
+                top_unread = !escaped && !member_is_req && !K::top(key);
+                top_start = i;
             } else if depth == 2 && in_req {
-                slot = req_slot(&b[i + 1..end - 1], escaped);
+                slot = req_slot(key, escaped);
+                req_unread = !escaped && !K::req(key);
+                req_start = i;
             }
             i = skip_ws(b, end);
             if at(b, i) != b':' {
@@ -505,6 +580,13 @@ fn parse(b: &[u8]) -> Result<[Option<(usize, usize)>; 3], Fail> {
         loop {
             if depth == 0 {
                 break 'value;
+            }
+            if depth == 1 && top_unread {
+                unread.push(top_start, i);
+                top_unread = false;
+            } else if depth == 2 && in_req && req_unread {
+                unread.push(req_start, i);
+                req_unread = false;
             }
             if slot != 0 && depth == 2 {
                 let text = &b[kept..i];
@@ -1057,6 +1139,103 @@ mod tests {
             } else {
                 2_000_000
             })
+    }
+
+    /// Reads `level`, `a`, `req` at the top and `id`, `method` in `req`.
+    struct Some_;
+
+    impl KeysRead for Some_ {
+        fn top(key: &[u8]) -> bool {
+            matches!(key, b"level" | b"a" | b"req")
+        }
+        fn req(key: &[u8]) -> bool {
+            matches!(key, b"id" | b"method")
+        }
+    }
+
+    /// `record` with its unread members replaced by `"_":null`, as the RAW decoder does.
+    fn hide_unread(record: &[u8]) -> Vec<u8> {
+        let (_, _, unread) = validate_unread::<Some_>(record).unwrap();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &(start, end) in unread.spans() {
+            let (start, end) = (start as usize, end as usize);
+            // A span is a whole member whose (unescaped) key is not read.
+            let member = std::str::from_utf8(&record[start..end]).unwrap();
+            let (key, value) = member.split_once(':').unwrap();
+            let key = key.trim_end();
+            assert!(key.starts_with('"') && key.ends_with('"') && !key.contains('\\'));
+            let key = &key.as_bytes()[1..key.len() - 1];
+            assert!(!Some_::top(key) || !Some_::req(key), "{member}");
+            serde_json::from_str::<serde_json::Value>(value).unwrap();
+            out.extend_from_slice(&record[at..start]);
+            out.extend_from_slice(b"\"_\":null");
+            at = end;
+        }
+        out.extend_from_slice(&record[at..]);
+        out
+    }
+
+    /// Hiding the unread members keeps a valid object whose read members are unchanged.
+    fn check_hidden(record: &[u8]) {
+        use serde_json::Value;
+        let hidden = hide_unread(record);
+        assert!(
+            validate(&hidden).is_ok(),
+            "{}",
+            String::from_utf8_lossy(&hidden)
+        );
+        let before: Value = serde_json::from_slice(record).unwrap();
+        let after: Value = serde_json::from_slice(&hidden).unwrap();
+        for key in ["level", "a"] {
+            assert_eq!(before.get(key), after.get(key), "{key} of {before}");
+        }
+        match (before.get("req"), after.get("req")) {
+            (Some(Value::Object(b)), Some(Value::Object(a))) => {
+                for key in ["id", "method"] {
+                    assert_eq!(b.get(key), a.get(key), "req.{key} of {before}");
+                }
+            }
+            (b, a) => assert_eq!(b, a),
+        }
+    }
+
+    #[test]
+    fn unread_members_can_be_hidden_without_changing_the_read_ones() {
+        for case in VALID.iter().chain(SEED_RECORDS) {
+            if serde_json::from_str::<serde_json::Value>(case).is_ok() {
+                check_hidden(case.as_bytes());
+            }
+        }
+        let record =
+            br#"{"res":{"s":1},"level":3,"req":{"query":{"a":1},"id":7,"x":[1]},"err":"e","\u0062":2}"#;
+        let (_, side, unread) = validate_unread::<Some_>(record).unwrap();
+        assert_eq!(side.query, Some(r#"{"a":1}"#));
+        let spans: Vec<&str> = unread
+            .spans()
+            .iter()
+            .map(|&(s, e)| std::str::from_utf8(&record[s as usize..e as usize]).unwrap())
+            .collect();
+        // Escaped keys are left to the decoder.
+        assert_eq!(
+            spans,
+            [
+                r#""res":{"s":1}"#,
+                r#""query":{"a":1}"#,
+                r#""x":[1]"#,
+                r#""err":"e""#
+            ]
+        );
+        let mut rng = Rng(0x5851_F42D_4C95_7F2D);
+        for _ in 0..20_000 {
+            check_hidden(&gen_record(&mut rng));
+        }
+        // More unread members than reported: the rest stay in place.
+        let many: String = (0..20).map(|k| format!(r#""k{k}":{k},"#)).collect();
+        let record = format!(r#"{{{many}"level":1}}"#);
+        let (_, _, unread) = validate_unread::<Some_>(record.as_bytes()).unwrap();
+        assert_eq!(unread.spans().len(), MAX_UNREAD);
+        check_hidden(record.as_bytes());
     }
 
     #[test]
