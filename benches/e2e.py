@@ -8,6 +8,11 @@ Generates N records in F gzipped JSON-array files, then alternates, RUNS times:
 Prints per-run figures and medians: records/s, ratio to the ceiling, client CPU seconds,
 database CPU seconds (postmaster + children, from /proc), peak client RSS.
 
+One pair of runs (--warmup) goes first and is not counted: after a quiet spell (a build, a
+bench) the first runs of a series were up to a fifth slower, the first loader of the pair
+most (ratios 1.12-1.22 in the first runs against 1.28-1.38 later in the same series; the
+database's CPU per row was higher in them, probably WAL segments being created afresh).
+
   python3 benches/e2e.py --records 1000000 --files 20 --runs 3 [--concurrency 3] [--parquet]
 
 With --parquet it then writes the same files to a Parquet lake (`--sink parquet=DIR`, no
@@ -89,6 +94,7 @@ def main():
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="uncounted pairs of runs first")
     parser.add_argument("--parquet", action="store_true", help="also measure the Parquet sink")
     parser.add_argument("--database", default="ingestor_bench")
     parser.add_argument("--data", default=str(ROOT / "bench-data"))
@@ -116,7 +122,7 @@ def main():
     rendered = Path(args.data) / f"{args.records}-{args.files}.pgcopy"
 
     rows = []
-    for run in range(args.runs):
+    for run in range(-args.warmup, args.runs):
         reset()
         wall, cpu, db_cpu, rss, out = timed([binary, "ingest-file", "--json", "--concurrency", str(args.concurrency), *args.extra, str(data)], env)
         count = int(sh("psql", DB_URL, "-Atc", "SELECT count(*) FROM logs").stdout)
@@ -127,8 +133,11 @@ def main():
         cwall, ccpu, cdb, crss, _ = timed(["psql", DB_URL, "-v", "ON_ERROR_STOP=1", "-qc",
                                            f"\\copy logs ({COLUMNS}) FROM '{rendered}' (FORMAT binary)"])
         ceiling = dict(wall=cwall, cpu=ccpu, db=cdb, rss=crss, rate=count / cwall)
-        rows.append((ours, ceiling, count))
         table_bytes = int(sh("psql", DB_URL, "-Atc", "SELECT pg_total_relation_size('logs')").stdout)
+        if run < 0:
+            print(f"warm-up: ingestor {ours['rate']:,.0f} rec/s, psql \\copy binary {ceiling['rate']:,.0f} rec/s (not counted)", flush=True)
+            continue
+        rows.append((ours, ceiling, count))
         print(f"run {run + 1}: ingestor {ours['rate']:,.0f} rec/s ({wall:.1f} s, client CPU {cpu:.1f} s, "
               f"db CPU {db_cpu:.1f} s, RSS {rss:.0f} MB) | psql \\copy binary {ceiling['rate']:,.0f} rec/s "
               f"({cwall:.1f} s, db CPU {cdb:.1f} s) | ratio {ours['rate'] / ceiling['rate']:.2f}", flush=True)
