@@ -26,6 +26,12 @@ pub fn below(w: u64, c: u8) -> u64 {
     w.wrapping_sub(LO * u64::from(c)) & !w & HI
 }
 
+/// Bytes of `w` at or above 0x80 (exact: no borrow involved).
+#[inline(always)]
+pub fn non_ascii(w: u64) -> u64 {
+    w & HI
+}
+
 /// Index within the word of the byte flagged by the lowest bit of a non-zero mask.
 #[inline(always)]
 pub fn first(mask: u64) -> usize {

@@ -24,7 +24,9 @@
 //! It replaces a serde_json derive (`Option<&RawValue>` + `IgnoredAny`) that cost ~40% of the
 //! decode CPU. The parser is a single iterative loop over the bytes with a bit stack for the
 //! container kinds; string bodies are skipped eight bytes at a time (SWAR) and long ones with
-//! `memchr`, so the common record costs a few instructions per byte and nothing is allocated
+//! `memchr`; UTF-8 is checked there too, one run of non-ASCII bytes at a time (ASCII needs
+//! no check, and outside strings only ASCII is valid JSON), so the record is read once and
+//! the common record costs a few instructions per byte and nothing is allocated
 //! unless the record is rejected (the error message).
 
 use super::swar;
@@ -118,13 +120,14 @@ pub fn validate_unread<K: KeysRead>(
     if u32::try_from(bytes.len()).is_err() {
         return Err(format!("record of {} bytes exceeds 4 GiB", bytes.len()));
     }
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => return Err(utf8_error(e.valid_up_to())),
-    };
     let mut unread = Unread::default();
     match parse::<K>(bytes, &mut unread) {
         Ok(spans) => {
+            debug_assert!(std::str::from_utf8(bytes).is_ok());
+            // SAFETY: `parse` accepts bytes >= 0x80 only inside strings, and checks each run
+            // of them there as UTF-8 (`utf8_run`, `long_string`); everything else it accepts
+            // is ASCII. So an accepted record is valid UTF-8.
+            let text = unsafe { std::str::from_utf8_unchecked(bytes) };
             // Every span starts and ends on an ASCII byte (a value's first and last byte), so
             // slicing the already-validated `str` cannot fail.
             let get = |span: Option<(usize, usize)>| span.map(|(s, e)| &text[s..e]);
@@ -135,7 +138,12 @@ pub fn validate_unread<K: KeysRead>(
             };
             Ok((text, side, unread))
         }
-        Err(fail) => Err(fail.message(bytes.len())),
+        // Invalid UTF-8 anywhere is the cause reported first, as when it was checked before
+        // parsing (the error path only).
+        Err(fail) => Err(match std::str::from_utf8(bytes) {
+            Err(e) => utf8_error(e.valid_up_to()),
+            Ok(_) => fail.message(bytes.len()),
+        }),
     }
 }
 
@@ -170,6 +178,8 @@ impl Fail {
 }
 
 const NUL: &str = "contains \\u0000, which PostgreSQL text and jsonb cannot store";
+/// Marks a [`Fail`] for invalid UTF-8.
+const UTF8: &str = "invalid UTF-8";
 
 #[cold]
 #[inline(never)]
@@ -290,12 +300,28 @@ fn hex4(b: &[u8], i: usize) -> Option<u32> {
     Some(v)
 }
 
-/// A mask whose lowest set bit marks the first byte of `w` (little-endian) that is `"`, `\`
-/// or below 0x20, and 0 when there is none. Bits above the lowest may be false positives
-/// (borrows), so only the lowest is used.
+/// A mask whose lowest set bit marks the first byte of `w` (little-endian) that is `"`, `\`,
+/// below 0x20 or not ASCII, and 0 when there is none. Bits above the lowest may be false
+/// positives (borrows), so only the lowest is used.
 #[inline(always)]
 fn special(w: u64) -> u64 {
-    swar::eq(w, b'"') | swar::eq(w, b'\\') | swar::below(w, 0x20)
+    swar::eq(w, b'"') | swar::eq(w, b'\\') | swar::below(w, 0x20) | swar::non_ascii(w)
+}
+
+/// Checks the run of non-ASCII bytes starting at `i` (inside a string) as UTF-8; returns the
+/// index of the ASCII byte (or end) after it. A run of bytes >= 0x80 between ASCII bytes is
+/// a whole number of characters when the text is valid UTF-8, so checking every run checks
+/// the record.
+#[inline(never)]
+fn utf8_run(b: &[u8], i: usize) -> Result<usize, Fail> {
+    let end = b[i..]
+        .iter()
+        .position(|&c| c < 0x80)
+        .map_or(b.len(), |k| i + k);
+    match std::str::from_utf8(&b[i..end]) {
+        Ok(_) => Ok(end),
+        Err(e) => fail(i + e.valid_up_to(), UTF8),
+    }
 }
 
 /// After this many string bytes without a special byte, the rest of the string is searched
@@ -325,7 +351,7 @@ fn scan_string(b: &[u8], mut i: usize) -> Result<(usize, bool), Fail> {
                 }
             } else {
                 let c = at(b, i);
-                if c == b'"' || c == b'\\' || c < 0x20 {
+                if c == b'"' || c == b'\\' || !c.is_ascii() || c < 0x20 {
                     break c;
                 }
                 i += 1;
@@ -333,6 +359,7 @@ fn scan_string(b: &[u8], mut i: usize) -> Result<(usize, bool), Fail> {
         };
         match c {
             b'"' => return Ok((i + 1, escaped)),
+            0x80.. => i = utf8_run(b, i)?,
             b'\\' => {
                 escaped = true;
                 i = escape(b, i)?;
@@ -358,6 +385,10 @@ fn long_string(b: &[u8], i: usize) -> Result<usize, Fail> {
     if any_control != 0 {
         let k = span.iter().position(|&c| c < 0x20).unwrap_or(0);
         return fail(i + k, "raw control character in a string (must be escaped)");
+    }
+    // `b[i - 1]` and `b[end]` are ASCII (or the ends), so the span is whole characters.
+    if let Err(e) = std::str::from_utf8(span) {
+        return fail(i + e.valid_up_to(), UTF8);
     }
     if end == b.len() {
         return fail(end, "expected '\"' to close the string");
@@ -835,6 +866,53 @@ mod tests {
                 .contains("at byte 0 of the record")
         );
         check(b"\xef\xbb\xbf{}");
+    }
+
+    #[test]
+    fn utf8_is_checked_in_every_path_of_the_string_scan() {
+        let long = "x".repeat(100);
+        let cases: &[(Vec<u8>, Option<usize>)] = &[
+            // Eight bytes at a time, the last bytes one at a time, and long strings.
+            (b"{\"k\":\"ab\xc3\xa9cdefghij\"}".to_vec(), None),
+            (b"{\"k\":\"ab\xc3\x28cdefghij\"}".to_vec(), Some(8)),
+            (b"{\"k\":\"\xe2\x82\xac\"}".to_vec(), None),
+            (b"{\"k\":\"\xe2\x82\"}".to_vec(), Some(6)),
+            (
+                format!("{{\"k\":\"{long}\u{e9}\u{1F680}{long}\"}}").into_bytes(),
+                None,
+            ),
+            (
+                [
+                    format!("{{\"k\":\"{long}").as_bytes(),
+                    b"\xf0\x9f\x9a",
+                    b"\"}",
+                ]
+                .concat(),
+                Some(106),
+            ),
+            (
+                [format!("{{\"k\":\"{long}").as_bytes(), b"\xed\xa0\x80\"}"].concat(),
+                Some(106),
+            ),
+            // Overlong encoding, in a key.
+            (b"{\"\xc0\xaf\":1}".to_vec(), Some(2)),
+            // Before a JSON error, invalid UTF-8 is the cause reported, wherever it is.
+            (b"{\"a\":1,,\"\xff\"}".to_vec(), Some(9)),
+            (b"{\"a\":\xff}".to_vec(), Some(5)),
+        ];
+        for (record, bad_at) in cases {
+            let verdict = validate(record);
+            match bad_at {
+                None => assert!(verdict.is_ok(), "{verdict:?}"),
+                Some(at) => assert_eq!(
+                    verdict.unwrap_err(),
+                    format!("invalid UTF-8 at byte {at} of the record"),
+                    "{}",
+                    String::from_utf8_lossy(record)
+                ),
+            }
+            check(record);
+        }
     }
 
     #[test]
