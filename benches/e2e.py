@@ -11,7 +11,8 @@ database CPU seconds (postmaster + children, from /proc), peak client RSS.
 One pair of runs (--warmup) goes first and is not counted: after a quiet spell (a build, a
 bench) the first runs of a series were up to a fifth slower, the first loader of the pair
 most (ratios 1.12-1.22 in the first runs against 1.28-1.38 later in the same series; the
-database's CPU per row was higher in them, probably WAL segments being created afresh).
+database's CPU per row was higher in them, `ingestor`'s most). After a release build even one
+pair was not enough: use --warmup 3 there.
 
   python3 benches/e2e.py --records 1000000 --files 20 --runs 3 [--concurrency 3] [--parquet]
 
