@@ -67,6 +67,8 @@ fn req_fields() -> Fields {
 /// column is dropped. First in each struct, so that arrow-json's linear key search finds it
 /// at once (every other name is longer, so it costs the others one length test).
 const UNREAD_FIELD: &str = "_";
+/// An unread member as arrow-json sees it.
+const UNREAD_STAND_IN: &[u8] = b"\"_\":null";
 
 /// The top-level fields arrow-json decodes, in the order pino and the usual loggers write
 /// them: arrow-json finds each key of a record by a linear scan of the schema, so the usual
@@ -442,13 +444,7 @@ fn decode_buffer(decoder: &mut Decoder, buffer: &[u8]) -> Result<RecordBatch, Ar
 /// text) replaced by `"_":null`: arrow-json would tokenize them only to skip them, and
 /// look each of their keys up in vain.
 fn push_for_arrow_json(out: &mut Vec<u8>, record: &[u8], unread: &Unread) {
-    let mut at = 0;
-    for &(start, end) in unread.spans() {
-        out.extend_from_slice(&record[at..start as usize]);
-        out.extend_from_slice(b"\"_\":null");
-        at = end as usize;
-    }
-    out.extend_from_slice(&record[at..]);
+    unread.hide(record, UNREAD_STAND_IN, out);
 }
 
 fn constant_text(value: &str, rows: usize) -> ArrayRef {

@@ -84,6 +84,17 @@ impl Unread {
         &self.spans[..usize::from(self.len)]
     }
 
+    /// Appends `record` to `out` with each unread member replaced by `stand_in`.
+    pub fn hide(&self, record: &[u8], stand_in: &[u8], out: &mut Vec<u8>) {
+        let mut at = 0;
+        for &(start, end) in self.spans() {
+            out.extend_from_slice(&record[at..start as usize]);
+            out.extend_from_slice(stand_in);
+            at = end as usize;
+        }
+        out.extend_from_slice(&record[at..]);
+    }
+
     #[inline(always)]
     fn push(&mut self, start: usize, end: usize) {
         if usize::from(self.len) < MAX_UNREAD {
@@ -1234,8 +1245,6 @@ mod tests {
     /// `record` with its unread members replaced by `"_":null`, as the RAW decoder does.
     fn hide_unread(record: &[u8]) -> Vec<u8> {
         let (_, _, unread) = validate_unread::<Some_>(record).unwrap();
-        let mut out = Vec::new();
-        let mut at = 0;
         for &(start, end) in unread.spans() {
             let (start, end) = (start as usize, end as usize);
             // A span is a whole member whose (unescaped) key is not read.
@@ -1246,11 +1255,9 @@ mod tests {
             let key = &key.as_bytes()[1..key.len() - 1];
             assert!(!Some_::top(key) || !Some_::req(key), "{member}");
             serde_json::from_str::<serde_json::Value>(value).unwrap();
-            out.extend_from_slice(&record[at..start]);
-            out.extend_from_slice(b"\"_\":null");
-            at = end;
         }
-        out.extend_from_slice(&record[at..]);
+        let mut out = Vec::new();
+        unread.hide(record, b"\"_\":null", &mut out);
         out
     }
 
