@@ -60,8 +60,8 @@ def cpu_seconds(pid):
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
         try:
             total += sum(stat(int(child))[:2])
-        except FileNotFoundError:
-            pass
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # the child exited meanwhile
     return total / CLK_TCK
 
 

@@ -72,7 +72,7 @@ fn gunzip_and_decode(gz: &[u8]) -> Vec<RecordBatch> {
 }
 
 fn decode_pieces<P: AsRef<[u8]>>(pieces: impl Iterator<Item = P>) -> Vec<RecordBatch> {
-    let mut framer = Framer::new();
+    let mut framer = Framer::new().with_check(RawBatcher::check);
     let mut frames = Frames::new();
     let mut batcher = RawBatcher::new(source(), BATCH).unwrap();
     let mut rejects = Vec::new();

@@ -3,8 +3,10 @@
 //! The [`Framer`] owns exactly one job: find where each log record starts and
 //! ends in a stream of decompressed bytes, and hand out each record's raw bytes
 //! together with its record index and byte offset in the stream. It does not
-//! parse or validate JSON inside a record (`validate` does that later), and it does
-//! no I/O: callers push byte slices in with [`Framer::push`], in any split
+//! parse or validate JSON inside a record itself (`validate` does that, later or,
+//! given [`Framer::with_check`], while it frames: then an object record's bytes
+//! are read once, by the validator, which also finds where the object ends), and it
+//! does no I/O: callers push byte slices in with [`Framer::push`], in any split
 //! they like, and get completed records appended to a reusable [`Frames`]
 //! buffer (in the style of arrow-json's `Decoder`: bytes in, records out).
 //! Keeping it free of tokio and readers makes it cheap to test exhaustively
@@ -64,6 +66,7 @@
 //! how the input is split into pushes.
 
 use super::swar;
+use super::validate::Checked;
 use memchr::{memchr, memchr2, memchr3};
 
 /// Default for [`Framer::with_max_record_bytes`]: 64 MiB.
@@ -130,6 +133,8 @@ pub struct Frame {
     pub offset: u64,
     /// How the record looked to the framer.
     pub kind: FrameKind,
+    /// The record was validated while it was framed (see [`Framer::with_check`]).
+    pub checked: Option<Checked>,
 }
 
 /// Output buffer: record bytes stored back to back (no separators) so `bytes`
@@ -333,7 +338,11 @@ pub struct Framer {
     consumed: u64,
     max_record_bytes: usize,
     failed: Option<FrameError>,
+    check: Option<CheckFn>,
 }
+
+/// Validates the object at the start of its input; see [`Framer::with_check`].
+pub type CheckFn = fn(&[u8]) -> Option<Checked>;
 
 impl Default for Framer {
     fn default() -> Self {
@@ -357,7 +366,21 @@ impl Framer {
             consumed: 0,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             failed: None,
+            check: None,
         }
+    }
+
+    /// Frames objects by validating them: where a record starts with `{`, `check` (e.g.
+    /// [`validate_leading_object`](super::validate::validate_leading_object)) is run on the
+    /// rest of the pushed input; when it accepts an object that ends there, that is the
+    /// record, emitted with its [`Checked`] result, and the structural scan is skipped: the
+    /// record's bytes are read once instead of twice. Objects it refuses, or that run past
+    /// the push, are framed as usual (a valid object ends where the scan would end it, so
+    /// the frames are the same either way). In the Lines layout only objects without a
+    /// newline are taken, as a newline may end a record there (recovery rule 2).
+    pub fn with_check(mut self, check: CheckFn) -> Self {
+        self.check = Some(check);
+        self
     }
 
     /// Sets the largest record size in bytes; a larger record is a fatal
@@ -436,9 +459,9 @@ impl Framer {
         while i < input.len() {
             i = match self.mode {
                 Mode::Bom(n) => self.step_bom(n, input, i, out)?,
-                Mode::Start => self.step_start(input, i, base),
-                Mode::LinesIdle => self.step_lines_idle(input, i, base),
-                Mode::ArrOpen => self.step_arr_open(input, i, base),
+                Mode::Start => self.step_start(input, i, base, out),
+                Mode::LinesIdle => self.step_lines_idle(input, i, base, out),
+                Mode::ArrOpen => self.step_arr_open(input, i, base, out),
                 Mode::ArrClosed => self.step_arr_closed(input, i, base)?,
                 Mode::Record => self.step_record(input, i, out)?,
                 Mode::Failed => return self.check_failed(),
@@ -478,7 +501,7 @@ impl Framer {
         Ok(i)
     }
 
-    fn step_start(&mut self, input: &[u8], i: usize, base: u64) -> usize {
+    fn step_start(&mut self, input: &[u8], i: usize, base: u64, out: &mut Frames) -> usize {
         let j = skip_ws(input, i);
         match input.get(j) {
             None => j,
@@ -489,20 +512,20 @@ impl Framer {
             }
             Some(_) => {
                 self.layout = Some(Layout::Lines);
-                self.begin_lines_record(input, j, base)
+                self.begin_lines_record(input, j, base, out)
             }
         }
     }
 
-    fn step_lines_idle(&mut self, input: &[u8], i: usize, base: u64) -> usize {
+    fn step_lines_idle(&mut self, input: &[u8], i: usize, base: u64, out: &mut Frames) -> usize {
         let j = skip_ws(input, i);
         if j == input.len() {
             return j;
         }
-        self.begin_lines_record(input, j, base)
+        self.begin_lines_record(input, j, base, out)
     }
 
-    fn step_arr_open(&mut self, input: &[u8], mut i: usize, base: u64) -> usize {
+    fn step_arr_open(&mut self, input: &[u8], mut i: usize, base: u64, out: &mut Frames) -> usize {
         while let Some(&b) = input.get(i) {
             match b {
                 b' ' | b'\t' | b'\n' | b'\r' | b',' => i += 1,
@@ -510,7 +533,7 @@ impl Framer {
                     self.mode = Mode::ArrClosed;
                     return i + 1;
                 }
-                _ => return self.begin_array_element(input, i, base),
+                _ => return self.begin_array_element(input, i, base, out),
             }
         }
         i
@@ -532,7 +555,11 @@ impl Framer {
     }
 
     /// Starts a Lines-layout record at the non-whitespace byte `input[j]`.
-    fn begin_lines_record(&mut self, input: &[u8], j: usize, base: u64) -> usize {
+    fn begin_lines_record(&mut self, input: &[u8], j: usize, base: u64, out: &mut Frames) -> usize {
+        if let Some(end) = self.checked_object::<true>(input, j, base, out) {
+            self.mode = Mode::LinesIdle;
+            return end;
+        }
         let (shape, kind) = match input[j] {
             b'{' => (Shape::Nested, FrameKind::Object),
             b'[' => (Shape::Nested, FrameKind::NotObject),
@@ -542,13 +569,56 @@ impl Framer {
     }
 
     /// Starts an array element at `input[j]` (not whitespace, `,` or `]`).
-    fn begin_array_element(&mut self, input: &[u8], j: usize, base: u64) -> usize {
+    fn begin_array_element(
+        &mut self,
+        input: &[u8],
+        j: usize,
+        base: u64,
+        out: &mut Frames,
+    ) -> usize {
+        if let Some(end) = self.checked_object::<false>(input, j, base, out) {
+            self.mode = Mode::ArrOpen;
+            return end;
+        }
         let (shape, kind) = match input[j] {
             b'{' => (Shape::Nested, FrameKind::Object),
             b'[' | b'"' => (Shape::Nested, FrameKind::NotObject),
             _ => (Shape::Scalar, FrameKind::NotObject),
         };
         self.begin_record(shape, kind, input[j], j, base)
+    }
+
+    /// The fast path of [`Framer::with_check`] for a record starting at `input[j]`: emits
+    /// it and returns the index after it, or None to frame it the usual way.
+    #[inline]
+    fn checked_object<const LINES: bool>(
+        &mut self,
+        input: &[u8],
+        j: usize,
+        base: u64,
+        out: &mut Frames,
+    ) -> Option<usize> {
+        let check = self.check?;
+        if input[j] != b'{' || !self.pending.is_empty() {
+            return None;
+        }
+        let checked = check(&input[j..])?;
+        let bytes = &input[j..j + checked.len()];
+        if bytes.len() > self.max_record_bytes || (LINES && memchr(b'\n', bytes).is_some()) {
+            return None;
+        }
+        let start = out.bytes.len();
+        out.bytes.extend_from_slice(bytes);
+        out.frames.push(Frame {
+            start,
+            end: out.bytes.len(),
+            index: self.next_index,
+            offset: base + j as u64,
+            kind: FrameKind::Object,
+            checked: Some(checked),
+        });
+        self.next_index += 1;
+        Some(j + bytes.len())
     }
 
     /// Enters [`Mode::Record`] with the record's first byte `first` at
@@ -634,6 +704,7 @@ impl Framer {
             index: self.next_index,
             offset: self.rec_offset,
             kind,
+            checked: None,
         });
         self.next_index += 1;
         Ok(())
@@ -899,6 +970,7 @@ mod consume_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::validate::{ReadsAll, validate_leading_object};
 
     const O: FrameKind = FrameKind::Object;
     const N: FrameKind = FrameKind::NotObject;
@@ -916,15 +988,43 @@ mod tests {
         for (f, b) in out.iter() {
             assert!(f.start == prev_end && f.start <= f.end && f.end <= out.bytes.len());
             prev_end = f.end;
+            if let Some(checked) = f.checked {
+                assert_eq!(f.kind, O);
+                // SAFETY: the framer emitted these bytes with this result. In debug builds
+                // `apply` also compares it with the validator's verdict on the record alone.
+                let (text, _, _) = unsafe { checked.apply::<ReadsAll>(b) };
+                assert_eq!(text.as_bytes(), b);
+            }
             recs.push((b.to_vec(), f.index, f.offset, f.kind));
         }
         assert_eq!(prev_end, out.bytes.len(), "bytes hold only record bytes");
         out.clear();
     }
 
-    /// Pushes `input` in pieces whose sizes `next` picks, then finishes.
+    /// Pushes `input` in pieces whose sizes `next` picks, then finishes; twice, with and
+    /// without the validator framing objects ([`Framer::with_check`]), which must agree.
     fn run_with(input: &[u8], limit: usize, mut next: impl FnMut() -> usize) -> Outcome {
-        let mut framer = Framer::new().with_max_record_bytes(limit);
+        let mut sizes = Vec::new();
+        let plain = run_framer(Framer::new().with_max_record_bytes(limit), input, || {
+            let n = next();
+            sizes.push(n);
+            n
+        });
+        let mut replay = sizes.into_iter();
+        let framer = Framer::new()
+            .with_max_record_bytes(limit)
+            .with_check(validate_leading_object::<ReadsAll>);
+        let checked = run_framer(framer, input, || replay.next().expect("same pushes"));
+        assert_eq!(
+            checked,
+            plain,
+            "framing with the validator, input {:?}",
+            String::from_utf8_lossy(input)
+        );
+        plain
+    }
+
+    fn run_framer(mut framer: Framer, input: &[u8], mut next: impl FnMut() -> usize) -> Outcome {
         let mut out = Frames::new();
         let mut recs = Vec::new();
         let mut rest = input;
@@ -1641,6 +1741,37 @@ mod tests {
     }
 
     #[test]
+    fn objects_are_validated_while_framed_where_they_can_be() {
+        let checked = |input: &[u8], pushes: &[usize]| {
+            let mut framer = Framer::new().with_check(validate_leading_object::<ReadsAll>);
+            let mut out = Frames::new();
+            let mut rest = input;
+            for &n in pushes {
+                let (piece, tail) = rest.split_at(n.min(rest.len()));
+                framer.push(piece, &mut out).unwrap();
+                rest = tail;
+            }
+            framer.push(rest, &mut out).unwrap();
+            framer.finish(&mut out).unwrap();
+            out.frames
+                .iter()
+                .map(|f| f.checked.is_some())
+                .collect::<Vec<_>>()
+        };
+        let array = br#"[{"a":1}, {"b":[1,{"c":"}"}]},{"bad":01},[1],{"d":null}]"#;
+        assert_eq!(checked(array, &[]), [true, true, false, false, true]);
+        // An object that runs past the push is scanned, then validated later.
+        assert_eq!(checked(array, &[5]), [false, true, false, false, true]);
+        let lines = b"{\"a\":1}\n{\n\"b\":2}\n{\"c\":3} {\"d\":4}\n";
+        assert_eq!(checked(lines, &[]), [true, false, true, true]);
+        // Without a check nothing is marked.
+        let mut out = Frames::new();
+        let mut framer = Framer::new();
+        framer.push(array, &mut out).unwrap();
+        assert!(out.frames.iter().all(|f| f.checked.is_none()));
+    }
+
+    #[test]
     fn frames_accessors() {
         let mut framer = Framer::new();
         let mut out = Frames::new();
@@ -1664,7 +1795,8 @@ mod tests {
                 end: 7,
                 index: 2,
                 offset: 13,
-                kind: O
+                kind: O,
+                checked: None,
             }]
         );
     }

@@ -20,7 +20,9 @@ use arrow_json::ReaderBuilder;
 use arrow_json::reader::Decoder;
 
 use super::framer::{Frame, FrameKind, Frames};
-use super::validate::{KeysRead, SideValues, Unread, validate_unread};
+use super::validate::{
+    Checked, KeysRead, SideValues, Unread, validate_leading_object, validate_unread,
+};
 use crate::buffers;
 
 /// Top-level leaf fields of a record, as text.
@@ -269,6 +271,12 @@ fn build_decoder(batch_capacity: usize) -> Result<Decoder, ArrowError> {
 }
 
 impl RawBatcher {
+    /// Validates the object at the start of `bytes` as this batcher would: give it to
+    /// [`Framer::with_check`](super::Framer::with_check) so that records are read once.
+    pub fn check(bytes: &[u8]) -> Option<Checked> {
+        validate_leading_object::<RawKeys>(bytes)
+    }
+
     /// A batcher for records of `source`, at most `batch_capacity` records per call.
     pub fn new(source: SourceName, batch_capacity: usize) -> Result<Self, ArrowError> {
         Ok(Self {
@@ -310,10 +318,14 @@ impl RawBatcher {
             if frame.index < skip_below {
                 continue;
             }
-            let checked = match frame.kind {
-                FrameKind::Object => validate_unread::<RawKeys>(bytes),
-                FrameKind::NotObject => Err(not_an_object(bytes)),
-                FrameKind::Invalid(reason) => Err(reason.message().to_string()),
+            let checked = match (frame.kind, frame.checked) {
+                // SAFETY: the framer emitted these bytes with this result.
+                (FrameKind::Object, Some(checked)) => {
+                    Ok(unsafe { checked.apply::<RawKeys>(bytes) })
+                }
+                (FrameKind::Object, None) => validate_unread::<RawKeys>(bytes),
+                (FrameKind::NotObject, _) => Err(not_an_object(bytes)),
+                (FrameKind::Invalid(reason), _) => Err(reason.message().to_string()),
             };
             match checked {
                 Ok((text, side, unread)) => {

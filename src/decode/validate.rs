@@ -104,6 +104,78 @@ impl Unread {
     }
 }
 
+/// What validation found in one record, by offsets into it: kept beside the record's bytes
+/// (see [`validate_leading_object`]) so that they need not be parsed a second time.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    len: u32,
+    spans: [Option<(u32, u32)>; 3],
+    unread: Unread,
+}
+
+impl Checked {
+    /// The record's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Always false: a checked record is at least `{}`.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// What [`validate_unread`] returns for `record`.
+    ///
+    /// # Safety
+    /// `record` must be the bytes this was found in: the text is not checked again (a record
+    /// of another length panics; in debug builds the whole verdict is compared).
+    pub unsafe fn apply<'a, K: KeysRead>(
+        &self,
+        record: &'a [u8],
+    ) -> (&'a str, SideValues<'a>, Unread) {
+        assert_eq!(record.len(), self.len(), "a checked record's bytes");
+        #[cfg(debug_assertions)]
+        {
+            let alone = validate_unread::<K>(record).expect("a checked record is valid");
+            let text = alone.0;
+            assert_eq!((alone.1, alone.2), (self.side(text), self.unread));
+        }
+        // SAFETY: the caller passes the bytes that `validate_leading_object` accepted, which
+        // are valid UTF-8 (see `validate_unread`).
+        let text = unsafe { std::str::from_utf8_unchecked(record) };
+        (text, self.side(text), self.unread)
+    }
+
+    fn side<'a>(&self, text: &'a str) -> SideValues<'a> {
+        // Every span starts and ends on an ASCII byte (see `validate_unread`).
+        let get = |span: Option<(u32, u32)>| span.map(|(s, e)| &text[s as usize..e as usize]);
+        SideValues {
+            query: get(self.spans[0]),
+            headers: get(self.spans[1]),
+            params: get(self.spans[2]),
+        }
+    }
+}
+
+/// Validates the JSON object that starts at `bytes[0]` (a `{`) as [`validate_unread`] would
+/// validate it alone, without knowing where it ends: returns its length and what was found,
+/// or None when it is not a valid object or does not end within `bytes` (the caller then
+/// frames it the slow way, and the validator later reports why). Lets the framer find a
+/// record's end and validate it in the same pass.
+pub fn validate_leading_object<K: KeysRead>(bytes: &[u8]) -> Option<Checked> {
+    if u32::try_from(bytes.len()).is_err() {
+        return None;
+    }
+    let mut unread = Unread::default();
+    let (end, spans) = parse_object::<K>(bytes, 0, &mut unread).ok()?;
+    let span = |s: Option<(usize, usize)>| s.map(|(s, e)| (s as u32, e as u32));
+    Some(Checked {
+        len: end as u32,
+        spans: spans.map(span),
+        unread,
+    })
+}
+
 /// The deepest nesting of arrays and objects accepted (the top-level object is level 1).
 ///
 /// serde_json (the previous validator, and the differential oracle of the tests) refuses the
@@ -524,11 +596,29 @@ fn literal(b: &[u8], i: usize, word: &'static [u8]) -> Result<usize, Fail> {
     }
 }
 
+/// Spans of `req.query`, `req.headers` and `req.params` in a record.
+type Spans = [Option<(usize, usize)>; 3];
+
 /// The one pass. Returns the spans of query, headers, params; reports the members `K` does
 /// not read in `unread`.
-fn parse<K: KeysRead>(b: &[u8], unread: &mut Unread) -> Result<[Option<(usize, usize)>; 3], Fail> {
-    let mut spans: [Option<(usize, usize)>; 3] = [None; 3];
-    let mut i = skip_ws(b, 0);
+fn parse<K: KeysRead>(b: &[u8], unread: &mut Unread) -> Result<Spans, Fail> {
+    let (end, spans) = parse_object::<K>(b, skip_ws(b, 0), unread)?;
+    let i = skip_ws(b, end);
+    if i != b.len() {
+        return fail(i, "unexpected data after the top-level object");
+    }
+    Ok(spans)
+}
+
+/// Parses the object starting at `b[i]`; returns where it ends (exclusive) and the spans.
+/// The verdict never depends on the bytes after the object's closing brace.
+#[inline(always)]
+fn parse_object<K: KeysRead>(
+    b: &[u8],
+    mut i: usize,
+    unread: &mut Unread,
+) -> Result<(usize, Spans), Fail> {
+    let mut spans: Spans = [None; 3];
     if at(b, i) != b'{' {
         return fail(i, "expected '{' (a record must be a JSON object)");
     }
@@ -666,11 +756,7 @@ fn parse<K: KeysRead>(b: &[u8], unread: &mut Unread) -> Result<[Option<(usize, u
             }
         }
     }
-    i = skip_ws(b, i);
-    if i != b.len() {
-        return fail(i, "unexpected data after the top-level object");
-    }
-    Ok(spans)
+    Ok((i, spans))
 }
 
 #[doc(hidden)]

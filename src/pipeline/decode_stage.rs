@@ -199,7 +199,7 @@ pub fn run(
         }
     };
     let mut stage = Stage {
-        framer: Framer::new(),
+        framer: Framer::new().with_check(RawBatcher::check),
         frames: Frames::new(),
         batcher,
         chunk_records: 0,
