@@ -1,12 +1,14 @@
 //! Fuzzes `decode::framer`: pushing the stream in pieces must give exactly
 //! what pushing it whole gives, and every frame must be a verbatim, ordered,
-//! consecutively indexed slice of the stream.
+//! consecutively indexed slice of the stream. Framing with the validator finding
+//! the ends of objects (`Framer::with_check`) must give the same records too.
 //!
 //! Input: the first byte picks the piece size (low 5 bits + 1) and, when its
 //! top bit is set, a small record size limit; the rest is the stream.
 #![no_main]
 
-use ingestor::decode::framer::{FrameError, FrameKind, Framer, Frames};
+use ingestor::decode::framer::{CheckFn, FrameError, FrameKind, Framer, Frames};
+use ingestor::decode::validate::{ReadsAll, validate_leading_object};
 use libfuzzer_sys::fuzz_target;
 
 /// (bytes, index, offset, kind) of one record.
@@ -14,8 +16,15 @@ type Rec = (Vec<u8>, u64, u64, FrameKind);
 
 /// Moves the records out of `out`, checking the buffer's own invariants.
 fn drain(out: &mut Frames, recs: &mut Vec<Rec>) {
-    for f in &out.frames {
+    for (f, bytes) in out.iter() {
         assert!(f.start <= f.end && f.end <= out.bytes.len(), "{f:?}");
+        if let Some(checked) = f.checked {
+            // SAFETY: the framer emitted these bytes with this verdict; with debug
+            // assertions (cargo fuzz's default) `apply` compares it with validating the
+            // record alone.
+            let (text, _, _) = unsafe { checked.apply::<ReadsAll>(bytes) };
+            assert_eq!(text.as_bytes(), bytes);
+        }
     }
     recs.extend(
         out.iter()
@@ -24,8 +33,15 @@ fn drain(out: &mut Frames, recs: &mut Vec<Rec>) {
     out.clear();
 }
 
-fn run<'a>(pieces: impl Iterator<Item = &'a [u8]>, limit: usize) -> (Vec<Rec>, Option<FrameError>) {
+fn run<'a>(
+    pieces: impl Iterator<Item = &'a [u8]>,
+    limit: usize,
+    check: Option<CheckFn>,
+) -> (Vec<Rec>, Option<FrameError>) {
     let mut framer = Framer::new().with_max_record_bytes(limit);
+    if let Some(check) = check {
+        framer = framer.with_check(check);
+    }
     let mut out = Frames::new();
     let mut recs = Vec::new();
     for piece in pieces {
@@ -72,8 +88,11 @@ fuzz_target!(|data: &[u8]| {
     } else {
         usize::MAX
     };
-    let whole = run(std::iter::once(stream), limit);
-    let split = run(stream.chunks(piece), limit);
+    let whole = run(std::iter::once(stream), limit, None);
+    let split = run(stream.chunks(piece), limit, None);
     assert_eq!(split, whole, "piece size {piece}");
+    let check: CheckFn = validate_leading_object::<ReadsAll>;
+    let checked = run(stream.chunks(piece), limit, Some(check));
+    assert_eq!(checked, whole, "piece size {piece}, objects framed by the validator");
     check_records(stream, &whole.0);
 });
