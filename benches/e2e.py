@@ -16,6 +16,10 @@ pair was not enough: use --warmup 3 there.
 
   python3 benches/e2e.py --records 1000000 --files 20 --runs 3 [--concurrency 3] [--parquet]
 
+With --versus OTHER_BINARY (repeatable) each round also runs that binary over the emptied table,
+between the first binary and the ceiling: an A/B of a change in the same rounds, each with its
+own medians and ratios.
+
 With --parquet it then writes the same files to a Parquet lake (`--sink parquet=DIR`, no
 database rows), RUNS times, and compares records/s, client CPU and bytes on disk per million
 records with the PostgreSQL table (heap, TOAST and indexes) and the gzipped input.
@@ -100,6 +104,8 @@ def main():
     parser.add_argument("--database", default="ingestor_bench")
     parser.add_argument("--data", default=str(ROOT / "bench-data"))
     parser.add_argument("--binary", default=os.environ.get("INGESTOR_BIN", str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "ingestor")))
+    parser.add_argument("--versus", action="append", default=[], metavar="BINARY",
+                        help="another ingestor binary, run in the same rounds (A/B of a change)")
     parser.add_argument("extra", nargs="*", help="extra ingest-file flags")
     args = parser.parse_args()
 
@@ -122,37 +128,47 @@ def main():
     json_bytes = None
     rendered = Path(args.data) / f"{args.records}-{args.files}.pgcopy"
 
+    binaries = [binary, *args.versus]
     rows = []
     for run in range(-args.warmup, args.runs):
-        reset()
-        wall, cpu, db_cpu, rss, out = timed([binary, "ingest-file", "--json", "--concurrency", str(args.concurrency), *args.extra, str(data)], env)
-        count = int(sh("psql", DB_URL, "-Atc", "SELECT count(*) FROM logs").stdout)
-        if not rendered.exists():
-            sh("psql", DB_URL, "-qc", f"\\copy logs ({COLUMNS}) TO '{rendered}' (FORMAT binary)")
-        ours = dict(wall=wall, cpu=cpu, db=db_cpu, rss=rss, rate=count / wall)
+        ours = []
+        for candidate in binaries:
+            reset()
+            wall, cpu, db_cpu, rss, out = timed([candidate, "ingest-file", "--json", "--concurrency", str(args.concurrency), *args.extra, str(data)], env)
+            count = int(sh("psql", DB_URL, "-Atc", "SELECT count(*) FROM logs").stdout)
+            if not rendered.exists():
+                sh("psql", DB_URL, "-qc", f"\\copy logs ({COLUMNS}) TO '{rendered}' (FORMAT binary)")
+            ours.append(dict(wall=wall, cpu=cpu, db=db_cpu, rss=rss, rate=count / wall))
         reset()
         cwall, ccpu, cdb, crss, _ = timed(["psql", DB_URL, "-v", "ON_ERROR_STOP=1", "-qc",
                                            f"\\copy logs ({COLUMNS}) FROM '{rendered}' (FORMAT binary)"])
         ceiling = dict(wall=cwall, cpu=ccpu, db=cdb, rss=crss, rate=count / cwall)
         table_bytes = int(sh("psql", DB_URL, "-Atc", "SELECT pg_total_relation_size('logs')").stdout)
         if run < 0:
-            print(f"warm-up: ingestor {ours['rate']:,.0f} rec/s, psql \\copy binary {ceiling['rate']:,.0f} rec/s (not counted)", flush=True)
+            rates = ", ".join(f"{o['rate']:,.0f}" for o in ours)
+            print(f"warm-up: ingestor {rates} rec/s, psql \\copy binary {ceiling['rate']:,.0f} rec/s (not counted)", flush=True)
             continue
         rows.append((ours, ceiling, count))
-        print(f"run {run + 1}: ingestor {ours['rate']:,.0f} rec/s ({wall:.1f} s, client CPU {cpu:.1f} s, "
-              f"db CPU {db_cpu:.1f} s, RSS {rss:.0f} MB) | psql \\copy binary {ceiling['rate']:,.0f} rec/s "
-              f"({cwall:.1f} s, db CPU {cdb:.1f} s) | ratio {ours['rate'] / ceiling['rate']:.2f}", flush=True)
+        for i, o in enumerate(ours):
+            name = "ingestor" if i == 0 else f"versus {i}"
+            print(f"run {run + 1}: {name} {o['rate']:,.0f} rec/s ({o['wall']:.1f} s, client CPU {o['cpu']:.1f} s, "
+                  f"db CPU {o['db']:.1f} s, RSS {o['rss']:.0f} MB) | ratio {o['rate'] / ceiling['rate']:.2f}", flush=True)
+        print(f"run {run + 1}: psql \\copy binary {ceiling['rate']:,.0f} rec/s ({cwall:.1f} s, db CPU {cdb:.1f} s)", flush=True)
 
-    med = lambda key, i: statistics.median(r[i][key] for r in rows)
     count = rows[0][2]
     per_m = 1_000_000 / count
+    ceil = lambda key: statistics.median(r[1][key] for r in rows)
     print()
     print(f"{count:,} records, {args.files} files, {args.runs} runs, concurrency {args.concurrency} (medians)")
     print("| loader | records/s | x ceiling | client CPU s / M records | database CPU s / M records | peak RSS MB |")
     print("|---|---|---|---|---|---|")
-    print(f"| psql \\copy, binary, pre-rendered (ceiling) | {med('rate', 1):,.0f} | 1.00 | {med('cpu', 1) * per_m:.1f} | {med('db', 1) * per_m:.1f} | {med('rss', 1):.0f} |")
-    ratio = statistics.median(r[0]['rate'] / r[1]['rate'] for r in rows)
-    print(f"| ingestor ingest-file (gz JSON -> logs) | {med('rate', 0):,.0f} | {ratio:.2f} | {med('cpu', 0) * per_m:.1f} | {med('db', 0) * per_m:.1f} | {med('rss', 0):.0f} |")
+    print(f"| psql \\copy, binary, pre-rendered (ceiling) | {ceil('rate'):,.0f} | 1.00 | {ceil('cpu') * per_m:.1f} | {ceil('db') * per_m:.1f} | {ceil('rss'):.0f} |")
+    for i, candidate in enumerate(binaries):
+        med = lambda key: statistics.median(r[0][i][key] for r in rows)
+        ratios = [r[0][i]['rate'] / r[1]['rate'] for r in rows]
+        name = "ingestor ingest-file (gz JSON -> logs)" if i == 0 else f"versus {i}: {candidate}"
+        runs = ", ".join(f"{x:.2f}" for x in ratios)
+        print(f"| {name} | {med('rate'):,.0f} | {statistics.median(ratios):.2f} (runs: {runs}) | {med('cpu') * per_m:.1f} | {med('db') * per_m:.1f} | {med('rss'):.0f} |")
     if args.parquet:
         parquet(args, env, data, count, table_bytes)
 

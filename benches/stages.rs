@@ -71,23 +71,28 @@ fn gunzip_and_decode(gz: &[u8]) -> Vec<RecordBatch> {
     }))
 }
 
+/// Frames and converts as the decode stage does: batches of at most `BATCH` records, each
+/// converted as soon as it is framed and then dropped from the frame buffer.
 fn decode_pieces<P: AsRef<[u8]>>(pieces: impl Iterator<Item = P>) -> Vec<RecordBatch> {
     let mut framer = Framer::new().with_check(RawBatcher::check);
     let mut frames = Frames::new();
     let mut batcher = RawBatcher::new(source(), BATCH).unwrap();
     let mut rejects = Vec::new();
     let mut batches = Vec::new();
+    let mut convert = |frames: &mut Frames, all: bool| {
+        while frames.len() >= BATCH || (all && !frames.is_empty()) {
+            let batch = batcher.convert_front(frames, BATCH, 0, &mut rejects);
+            batches.extend(batch.unwrap());
+        }
+    };
     for piece in pieces {
         for slice in piece.as_ref().chunks(PUSH_BYTES) {
             framer.push(slice, &mut frames).unwrap();
-            if frames.len() >= BATCH {
-                batches.extend(batcher.convert(&frames, 0, &mut rejects).unwrap());
-                frames.clear();
-            }
+            convert(&mut frames, false);
         }
     }
     framer.finish(&mut frames).unwrap();
-    batches.extend(batcher.convert(&frames, 0, &mut rejects).unwrap());
+    convert(&mut frames, true);
     batches
 }
 

@@ -13,36 +13,71 @@ use std::sync::{Arc, Mutex};
 
 use arrow::buffer::Buffer;
 
-/// Most buffers kept for reuse: a few batches in flight per file, a few files at once.
-const KEEP: usize = 16;
+/// Most buffers kept for reuse: each batch in flight holds a few (its COPY rows, its
+/// `_raw`, query, headers and params text), a few batches are in flight per file, a few
+/// files at once.
+const KEEP: usize = 64;
 /// Larger buffers (a batch of unusually large records) are freed, not kept: what the free
-/// list holds stays below `KEEP * MAX_KEPT_BYTES`.
+/// list holds stays below `KEEP * MAX_KEPT_BYTES`, and in practice near what the batches in
+/// flight held at their peak.
 const MAX_KEPT_BYTES: usize = 32 << 20;
 
-static FREE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// Buffers handed back, waiting to be reused.
+struct FreeList {
+    buffers: Vec<Vec<u8>>,
+}
 
-/// An empty buffer with room for at least `bytes`, reused when one is free.
+impl FreeList {
+    const fn new() -> Self {
+        Self {
+            buffers: Vec::new(),
+        }
+    }
+
+    /// The smallest kept buffer with room for `bytes`, if any. Best fit, because a batch's
+    /// buffers differ in size (its headers text is a third of its `_raw` text): growing a
+    /// small one would copy it, and in time make every kept buffer as large as the largest.
+    fn take(&mut self, bytes: usize) -> Option<Vec<u8>> {
+        let (best, _) = self
+            .buffers
+            .iter()
+            .enumerate()
+            .filter(|(_, buffer)| buffer.capacity() >= bytes)
+            .min_by_key(|(_, buffer)| buffer.capacity())?;
+        Some(self.buffers.swap_remove(best))
+    }
+
+    /// Keeps `buffer` (emptied) unless enough are kept or it is too large to keep.
+    fn give(&mut self, mut buffer: Vec<u8>) {
+        if buffer.capacity() == 0
+            || buffer.capacity() > MAX_KEPT_BYTES
+            || self.buffers.len() >= KEEP
+        {
+            return;
+        }
+        buffer.clear();
+        self.buffers.push(buffer);
+    }
+}
+
+static FREE: Mutex<FreeList> = Mutex::new(FreeList::new());
+
+/// An empty buffer with room for at least `bytes`, reused when one is free. A new one gets
+/// an eighth more room, so that the next batch, a little larger, can reuse it.
 pub fn take(bytes: usize) -> Vec<u8> {
-    let mut buffer = FREE
-        .lock()
-        .map(|mut free| free.pop())
+    if bytes == 0 {
+        return Vec::new();
+    }
+    FREE.lock()
         .ok()
-        .flatten()
-        .unwrap_or_default();
-    buffer.reserve(bytes);
-    buffer
+        .and_then(|mut free| free.take(bytes))
+        .unwrap_or_else(|| Vec::with_capacity(bytes + bytes / 8))
 }
 
 /// Hands `buffer` back for reuse (dropped when enough are kept).
-pub fn give(mut buffer: Vec<u8>) {
-    if buffer.capacity() == 0 || buffer.capacity() > MAX_KEPT_BYTES {
-        return;
-    }
-    buffer.clear();
-    if let Ok(mut free) = FREE.lock()
-        && free.len() < KEEP
-    {
-        free.push(buffer);
+pub fn give(buffer: Vec<u8>) {
+    if let Ok(mut free) = FREE.lock() {
+        free.give(buffer);
     }
 }
 
@@ -106,6 +141,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_smallest_buffer_that_fits_is_taken() {
+        let mut free = FreeList::new();
+        for capacity in [4 << 20, 64 << 10, 1 << 20] {
+            free.give(Vec::with_capacity(capacity));
+        }
+        let taken = free.take(100 << 10).expect("a buffer fits");
+        assert!(taken.capacity() >= 1 << 20 && taken.capacity() < 4 << 20);
+        assert!(free.take(8 << 20).is_none(), "none is grown to fit");
+        let taken = free.take(1).expect("a buffer fits");
+        assert!(taken.capacity() < 1 << 20);
+        assert_eq!(free.buffers.len(), 1);
+    }
+
+    #[test]
+    fn the_free_list_is_bounded() {
+        let mut free = FreeList::new();
+        for _ in 0..KEEP + 5 {
+            free.give(Vec::with_capacity(16));
+        }
+        free.give(Vec::with_capacity(MAX_KEPT_BYTES + 1));
+        assert_eq!(free.buffers.len(), KEEP);
+        assert!(free.buffers.iter().all(|b| b.capacity() <= MAX_KEPT_BYTES));
+    }
+
+    #[test]
     fn a_dropped_buffer_is_reused_with_its_capacity_and_no_content() {
         let mut first = RowsBuffer::with_capacity(1 << 20);
         first.as_mut_vec().extend_from_slice(b"rows");
@@ -117,15 +177,6 @@ mod tests {
         let ours = ours.expect("the dropped buffer is handed out again");
         assert!(ours.is_empty());
         assert!(ours.0.capacity() >= 1 << 20);
-    }
-
-    #[test]
-    fn an_oversized_buffer_is_freed_not_kept() {
-        let big = Vec::<u8>::with_capacity(MAX_KEPT_BYTES + 1);
-        let address = big.as_ptr();
-        give(big);
-        let taken: Vec<Vec<u8>> = (0..KEEP).map(|_| take(16)).collect();
-        assert!(taken.iter().all(|b| b.as_ptr() != address));
     }
 
     #[test]

@@ -65,9 +65,12 @@
 //! record's bytes as they would be emitted, so the outcome does not depend on
 //! how the input is split into pushes.
 
+use arrow::buffer::Buffer;
+use memchr::{memchr, memchr2, memchr3};
+
 use super::swar;
 use super::validate::Checked;
-use memchr::{memchr, memchr2, memchr3};
+use crate::buffers;
 
 /// Default for [`Framer::with_max_record_bytes`]: 64 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
@@ -174,6 +177,30 @@ impl Frames {
             frame.start -= cut;
             frame.end -= cut;
         }
+    }
+
+    /// Forgets the first `n` records like [`Frames::consume`], handing their bytes over as
+    /// an Arrow buffer instead of moving the rest: the bytes stay where the frames said
+    /// (`frames[0].start..frames[n - 1].end` before the call), and the records not consumed
+    /// move to a recycled buffer (at most a push's worth).
+    pub fn detach(&mut self, n: usize) -> Buffer {
+        let cut = self
+            .frames
+            .get(n)
+            .map_or(self.bytes.len(), |next| next.start);
+        // Room for what is held now (a batch and the rest): about what the next batch needs.
+        // Not the capacity: each new buffer has some slack, so asking for the capacity would
+        // grow the buffer with every batch.
+        let mut rest = buffers::take(self.bytes.len());
+        rest.extend_from_slice(&self.bytes[cut..]);
+        let mut front = std::mem::replace(&mut self.bytes, rest);
+        front.truncate(cut);
+        self.frames.drain(..n.min(self.frames.len()));
+        for frame in &mut self.frames {
+            frame.start -= cut;
+            frame.end -= cut;
+        }
+        buffers::into_arrow(front)
     }
 
     /// Number of records held.
@@ -937,6 +964,47 @@ mod consume_tests {
         assert_eq!(frames.bytes.len(), 17);
         frames.consume(5);
         assert!(frames.is_empty() && frames.bytes.is_empty());
+    }
+
+    #[test]
+    fn detach_hands_over_the_front_and_keeps_the_rest_addressable() {
+        let mut framer = Framer::new();
+        let mut frames = Frames::new();
+        framer
+            .push(br#"[{"a":1},{"bb":2},{"ccc":3}]"#, &mut frames)
+            .unwrap();
+        let address = frames.bytes.as_ptr();
+        let front = frames.detach(2);
+        assert_eq!(front.as_slice(), br#"{"a":1}{"bb":2}"#);
+        assert_eq!(front.as_ptr(), address, "the front is not copied");
+        let kept: Vec<(u64, &[u8])> = frames.iter().map(|(f, b)| (f.index, b)).collect();
+        assert_eq!(kept, vec![(2, &br#"{"ccc":3}"#[..])]);
+        assert_eq!(frames.bytes.len(), 9);
+        let last = frames.detach(5);
+        assert_eq!(last.as_slice(), br#"{"ccc":3}"#);
+        assert!(frames.is_empty() && frames.bytes.is_empty());
+    }
+
+    #[test]
+    fn detaching_batch_after_batch_does_not_grow_the_buffer() {
+        let mut framer = Framer::new();
+        let mut frames = Frames::new();
+        let record = format!("{{\"a\":\"{}\"}},", "x".repeat(1000));
+        framer.push(b"[", &mut frames).unwrap();
+        let mut most = 0;
+        for _ in 0..1000 {
+            for _ in 0..100 {
+                framer.push(record.as_bytes(), &mut frames).unwrap();
+            }
+            let n = frames.len() - 10;
+            let front = frames.detach(n);
+            assert_eq!(front.len(), n * (record.len() - 1));
+            most = most.max(frames.bytes.capacity());
+        }
+        assert!(
+            most < 4 * 100 * record.len(),
+            "the frame buffer grew to {most} bytes for batches of ~100 KB"
+        );
     }
 
     /// The eight-bytes-at-a-time search finds exactly what a byte-by-byte search finds, for

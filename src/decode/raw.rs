@@ -11,8 +11,10 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, StringBuilder, StructArray};
-use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, NullBufferBuilder, StringArray, StructArray,
+};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -200,64 +202,151 @@ pub struct RawBatcher {
 
 /// Column builders for the values that do not come from arrow-json.
 struct Extras {
-    query: StringBuilder,
-    headers: StringBuilder,
-    params: StringBuilder,
+    query: TextColumn,
+    headers: TextColumn,
+    params: TextColumn,
     index: Vec<i64>,
-    raw: RawText,
+    raw: RawSpans,
 }
 
 impl Extras {
     fn with_capacity(rows: usize, bytes: usize) -> Self {
         Self {
-            // Sized from the batch's bytes so that typical records never make the builders
+            // Sized from the batch's bytes so that typical records never make the columns
             // grow (and copy): in pino HTTP logs headers are ~28% of a record, query ~7%,
-            // params ~2%. Pages reserved but never written cost no memory.
-            query: StringBuilder::with_capacity(rows, bytes / 8),
-            headers: StringBuilder::with_capacity(rows, bytes * 3 / 8),
-            params: StringBuilder::with_capacity(rows, bytes / 32),
+            // params ~2%.
+            query: TextColumn::with_capacity(rows, bytes / 8),
+            headers: TextColumn::with_capacity(rows, bytes * 3 / 8),
+            params: TextColumn::with_capacity(rows, bytes / 32),
             index: Vec::with_capacity(rows),
-            raw: RawText::with_capacity(rows, bytes),
+            raw: RawSpans::with_capacity(rows),
         }
     }
 
-    fn push(&mut self, index: u64, text: &str, side: &SideValues<'_>) {
-        self.query.append_option(side.query);
-        self.headers.append_option(side.headers);
-        self.params.append_option(side.params);
-        self.index.push(index as i64);
-        self.raw.push(text);
+    /// Adds a valid record (its text is valid UTF-8).
+    fn push(&mut self, frame: &Frame, side: &SideValues<'_>) {
+        self.query.push_option(side.query);
+        self.headers.push_option(side.headers);
+        self.params.push_option(side.params);
+        self.index.push(frame.index as i64);
+        self.raw.push(frame);
     }
 }
 
-/// The `_raw` column: the records' text, in a recycled buffer (the largest of a batch).
-struct RawText {
-    values: Vec<u8>,
-    offsets: Vec<i32>,
+/// The `_raw` column while a batch is made: where each valid record's text lies in the
+/// frame buffer. Read there in place when the records lie back to back, else copied.
+struct RawSpans {
+    spans: Vec<(usize, usize)>,
+    back_to_back: bool,
 }
 
-impl RawText {
+impl RawSpans {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            spans: Vec::with_capacity(rows),
+            back_to_back: true,
+        }
+    }
+
+    fn push(&mut self, frame: &Frame) {
+        if let Some(&(_, end)) = self.spans.last() {
+            self.back_to_back &= end == frame.start;
+        }
+        self.spans.push((frame.start, frame.end));
+    }
+
+    /// Whether each record starts where the one before ended (none between was left out),
+    /// and offsets into the buffer fit Arrow's 32 bits.
+    fn back_to_back(&self) -> bool {
+        self.back_to_back
+            && self
+                .spans
+                .last()
+                .is_none_or(|&(_, end)| end <= i32::MAX as usize)
+    }
+
+    /// The column over the frame buffer the spans point into (see [`Frames::detach`]); the
+    /// spans must be [`RawSpans::back_to_back`].
+    fn in_place(&self, buffer: Buffer) -> StringArray {
+        assert!(
+            self.back_to_back()
+                && self
+                    .spans
+                    .last()
+                    .is_none_or(|&(_, end)| end <= buffer.len())
+        );
+        let first = self.spans.first().map_or(0, |&(start, _)| start);
+        let bounds = std::iter::once(first).chain(self.spans.iter().map(|&(_, end)| end));
+        let offsets: Vec<i32> = bounds.map(|bound| bound as i32).collect();
+        // SAFETY: the spans are valid records' texts (valid UTF-8, checked by the
+        // validator), back to back, within the buffer: the offsets grow from the first
+        // record's start to the last one's end, each on a record's boundary.
+        unsafe {
+            StringArray::new_unchecked(OffsetBuffer::new_unchecked(offsets.into()), buffer, None)
+        }
+    }
+
+    /// The column as a copy of the records' text in `bytes` (the frame buffer).
+    fn copied(&self, bytes: &[u8]) -> StringArray {
+        let total = self.spans.iter().map(|&(start, end)| end - start).sum();
+        let mut column = TextColumn::with_capacity(self.spans.len(), total);
+        for &(start, end) in &self.spans {
+            // SAFETY: every span is a valid record's text (valid UTF-8, checked by the
+            // validator).
+            column.push(unsafe { std::str::from_utf8_unchecked(&bytes[start..end]) });
+        }
+        column.finish()
+    }
+}
+
+/// A text column whose values are appended to a recycled buffer (`crate::buffers`) that
+/// arrow then reads in place: a batch's columns of record text (`_raw`, query, headers,
+/// params) reuse the memory of batches already gone instead of mapping fresh pages.
+struct TextColumn {
+    values: Vec<u8>,
+    offsets: Vec<i32>,
+    nulls: NullBufferBuilder,
+}
+
+impl TextColumn {
     fn with_capacity(rows: usize, bytes: usize) -> Self {
         let mut offsets = Vec::with_capacity(rows + 1);
         offsets.push(0);
         Self {
             values: buffers::take(bytes),
             offsets,
+            nulls: NullBufferBuilder::new(rows),
         }
     }
 
     fn push(&mut self, text: &str) {
         self.values.extend_from_slice(text.as_bytes());
+        self.end_value();
+        self.nulls.append_non_null();
+    }
+
+    fn push_option(&mut self, text: Option<&str>) {
+        match text {
+            Some(text) => self.push(text),
+            None => {
+                self.end_value();
+                self.nulls.append_null();
+            }
+        }
+    }
+
+    fn end_value(&mut self) {
         let end = i32::try_from(self.values.len()).expect("a batch's text stays under 2 GiB");
         self.offsets.push(end);
     }
 
-    fn finish(self) -> StringArray {
+    fn finish(mut self) -> StringArray {
         let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
         let values = buffers::into_arrow(self.values);
         // SAFETY: every value was appended from a `&str` (valid UTF-8, checked by the
-        // validator), and the offsets start at 0 and grow with each value up to the length.
-        unsafe { StringArray::new_unchecked(offsets, values, None) }
+        // validator), and the offsets start at 0 and grow with each value up to the length;
+        // there is one null bit per value.
+        unsafe { StringArray::new_unchecked(offsets, values, self.nulls.finish()) }
     }
 }
 
@@ -300,24 +389,56 @@ impl RawBatcher {
         skip_below: u64,
         rejects: &mut Vec<Reject>,
     ) -> Result<Option<RecordBatch>, ArrowError> {
-        self.convert_range(frames, 0..frames.len(), skip_below, rejects)
+        let Some((decoded, extras)) = self.decode(frames, 0..frames.len(), skip_below, rejects)?
+        else {
+            return Ok(None);
+        };
+        let raw = extras.raw.copied(&frames.bytes);
+        self.assemble(decoded, extras, raw).map(Some)
     }
 
-    /// [`RawBatcher::convert`] for the records `range` of `frames` only.
-    pub fn convert_range(
+    /// [`RawBatcher::convert`] for the first `n` records of `frames`, which are then dropped
+    /// from `frames`. When the batch keeps them all (none skipped or rejected), its `_raw`
+    /// column reads their text where the framer put it ([`Frames::detach`]) instead of a copy.
+    pub fn convert_front(
+        &mut self,
+        frames: &mut Frames,
+        n: usize,
+        skip_below: u64,
+        rejects: &mut Vec<Reject>,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
+        let n = n.min(frames.len());
+        let Some((decoded, extras)) = self.decode(frames, 0..n, skip_below, rejects)? else {
+            frames.consume(n);
+            return Ok(None);
+        };
+        let raw = if extras.raw.back_to_back() {
+            extras.raw.in_place(frames.detach(n))
+        } else {
+            let raw = extras.raw.copied(&frames.bytes);
+            frames.consume(n);
+            raw
+        };
+        self.assemble(decoded, extras, raw).map(Some)
+    }
+
+    /// Validates the records `range` of `frames` and decodes the valid ones with arrow-json;
+    /// None when no record is valid.
+    fn decode(
         &mut self,
         frames: &Frames,
         range: std::ops::Range<usize>,
         skip_below: u64,
         rejects: &mut Vec<Reject>,
-    ) -> Result<Option<RecordBatch>, ArrowError> {
+    ) -> Result<Option<(RecordBatch, Extras)>, ArrowError> {
         let mut extras = Extras::with_capacity(range.len(), frames.bytes.len());
         self.ndjson.clear();
-        let selected = || frames.iter().skip(range.start).take(range.len());
-        for (frame, bytes) in selected() {
+        let selected = || frames.frames[range.clone()].iter();
+        for frame in selected() {
             if frame.index < skip_below {
                 continue;
             }
+            let bytes = &frames.bytes[frame.start..frame.end];
             let checked = match (frame.kind, frame.checked) {
                 // SAFETY: the framer emitted these bytes with this result.
                 (FrameKind::Object, Some(checked)) => {
@@ -328,8 +449,8 @@ impl RawBatcher {
                 (FrameKind::Invalid(reason), _) => Err(reason.message().to_string()),
             };
             match checked {
-                Ok((text, side, unread)) => {
-                    extras.push(frame.index, text, &side);
+                Ok((_, side, unread)) => {
+                    extras.push(frame, &side);
                     push_for_arrow_json(&mut self.ndjson, bytes, &unread);
                     self.ndjson.push(b'\n');
                 }
@@ -339,11 +460,10 @@ impl RawBatcher {
         if extras.index.is_empty() {
             return Ok(None);
         }
-        let decoded = match self.decode_all() {
-            Ok(batch) => batch,
-            Err(_) => return self.convert_one_by_one(selected(), skip_below, rejects),
-        };
-        self.assemble(decoded, extras).map(Some)
+        match self.decode_all() {
+            Ok(decoded) => Ok(Some((decoded, extras))),
+            Err(_) => self.decode_one_by_one(frames, selected(), skip_below, rejects),
+        }
     }
 
     fn decode_all(&mut self) -> Result<RecordBatch, ArrowError> {
@@ -357,25 +477,27 @@ impl RawBatcher {
 
     /// Slow path: arrow-json refused the batch. Decode each record alone, reject those that
     /// fail, and decode the survivors together.
-    fn convert_one_by_one<'f>(
+    fn decode_one_by_one<'f>(
         &mut self,
-        selected: impl Iterator<Item = (&'f Frame, &'f [u8])>,
+        frames: &Frames,
+        selected: impl Iterator<Item = &'f Frame>,
         skip_below: u64,
         rejects: &mut Vec<Reject>,
-    ) -> Result<Option<RecordBatch>, ArrowError> {
+    ) -> Result<Option<(RecordBatch, Extras)>, ArrowError> {
         let mut extras = Extras::with_capacity(64, 64 * 1024);
         self.ndjson.clear();
-        for (frame, bytes) in selected {
+        for frame in selected {
             if frame.index < skip_below || frame.kind != FrameKind::Object {
                 continue;
             }
-            let Ok((text, side, _)) = validate_unread::<RawKeys>(bytes) else {
+            let bytes = &frames.bytes[frame.start..frame.end];
+            let Ok((_, side, _)) = validate_unread::<RawKeys>(bytes) else {
                 continue;
             };
             let mut single = build_decoder(1)?;
             match decode_buffer(&mut single, bytes) {
                 Ok(_) => {
-                    extras.push(frame.index, text, &side);
+                    extras.push(frame, &side);
                     self.ndjson.extend_from_slice(bytes);
                     self.ndjson.push(b'\n');
                 }
@@ -389,13 +511,14 @@ impl RawBatcher {
             return Ok(None);
         }
         let decoded = self.decode_all()?;
-        self.assemble(decoded, extras).map(Some)
+        Ok(Some((decoded, extras)))
     }
 
     fn assemble(
         &self,
         decoded: RecordBatch,
         mut extras: Extras,
+        raw: StringArray,
     ) -> Result<RecordBatch, ArrowError> {
         let rows = decoded.num_rows();
         debug_assert_eq!(rows, extras.index.len());
@@ -426,7 +549,7 @@ impl RawBatcher {
         columns.push(Arc::new(Int64Array::from(std::mem::take(
             &mut extras.index,
         ))));
-        columns.push(Arc::new(extras.raw.finish()));
+        columns.push(Arc::new(raw));
         RecordBatch::try_new(raw_schema(), columns)
     }
 }
@@ -546,6 +669,50 @@ mod tests {
         let mut rejects = Vec::new();
         let batch = batcher.convert(&frames, 0, &mut rejects).unwrap();
         (batch, rejects)
+    }
+
+    #[test]
+    fn the_front_is_read_in_place_when_its_kept_records_lie_back_to_back() {
+        let input = r#"[{"a":1},{"level":30},{"msg":"m"},7,{"b":2},{"c":3},{"d":4},"x",{"e":5}]"#;
+        let mut framer = Framer::new();
+        let mut frames = Frames::new();
+        framer.push(input.as_bytes(), &mut frames).unwrap();
+        framer.finish(&mut frames).unwrap();
+        let source = SourceName {
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        let mut batcher = RawBatcher::new(source, 1024).unwrap();
+        let mut rejects = Vec::new();
+        let mut front = |frames: &mut Frames, skip_below| {
+            let address = frames.bytes.as_ptr();
+            let batch = batcher.convert_front(frames, 3, skip_below, &mut rejects);
+            let batch = batch.unwrap().unwrap();
+            let raw = batch.column_by_name(RAW).unwrap().as_string::<i32>();
+            let texts: Vec<String> = raw.iter().map(|t| t.unwrap().to_string()).collect();
+            (texts, raw.values().as_ptr() == address)
+        };
+        assert_eq!(
+            front(&mut frames, 1),
+            (
+                vec![r#"{"level":30}"#.into(), r#"{"msg":"m"}"#.into()],
+                true
+            ),
+            "records skipped before the first kept one"
+        );
+        assert_eq!(
+            front(&mut frames, 0),
+            (vec![r#"{"b":2}"#.into(), r#"{"c":3}"#.into()], true),
+            "a record rejected before the first kept one"
+        );
+        assert_eq!(
+            front(&mut frames, 0),
+            (vec![r#"{"d":4}"#.into(), r#"{"e":5}"#.into()], false),
+            "a record rejected between two kept ones: copied"
+        );
+        assert!(frames.is_empty());
+        let rejected: Vec<u64> = rejects.iter().map(|r| r.index).collect();
+        assert_eq!(rejected, [3, 7]);
     }
 
     #[test]

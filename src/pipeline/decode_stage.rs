@@ -91,16 +91,15 @@ impl Stage {
             return Ok(Ok(()));
         }
         let mut rejects = Vec::new();
-        let batch = self
-            .batcher
-            .convert_range(&self.frames, 0..end, self.resume, &mut rejects)
-            .map_err(|e| format!("cannot decode records into Arrow: {e}"))?;
         let (first, last) = (&self.frames.frames[0], &self.frames.frames[end - 1]);
         self.chunk_bytes += last.end - first.start;
         self.next_checkpoint = (last.index + 1).max(self.resume);
         self.chunk_records += end;
         // Converted records leave the buffer: it holds at most a batch and a push.
-        self.frames.consume(end);
+        let batch = self
+            .batcher
+            .convert_front(&mut self.frames, end, self.resume, &mut rejects)
+            .map_err(|e| format!("cannot decode records into Arrow: {e}"))?;
         let full = self.chunk_full();
         let has_content = batch.is_some() || !rejects.is_empty();
         let sent = if has_content || (full && self.chunk_open) {
