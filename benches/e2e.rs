@@ -82,7 +82,10 @@ fn e2e(c: &mut Criterion) {
     let mut group = c.benchmark_group("e2e");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(60));
-    group.throughput(Throughput::Elements(stats.records));
+    group.throughput(Throughput::ElementsAndBytes {
+        elements: stats.records,
+        bytes: stats.json_bytes,
+    });
     group.bench_function("gz_json_to_logs", |b| {
         b.iter_custom(|iterations| {
             let mut total = Duration::ZERO;

@@ -101,7 +101,11 @@ fn stages(c: &mut Criterion) {
     let gz = gzipped();
     let mut group = c.benchmark_group("stages");
     group.sample_size(10);
-    group.throughput(Throughput::Bytes(json.len() as u64));
+    // Both figures for every stage: bytes of JSON and records.
+    group.throughput(Throughput::ElementsAndBytes {
+        elements: RECORDS,
+        bytes: json.len() as u64,
+    });
 
     group.bench_function("inflate", |b| {
         b.iter(|| {
@@ -162,13 +166,6 @@ fn stages(c: &mut Criterion) {
     });
     group.finish();
 
-    let mut records = c.benchmark_group("stages_records");
-    records.sample_size(10);
-    records.throughput(Throughput::Elements(RECORDS));
-    records.bench_function("frame+raw_decode", |b| {
-        b.iter(|| black_box(decode(&json).len()))
-    });
-    records.finish();
     parquet_write(c, &runtime, &mut transform);
 }
 
@@ -194,38 +191,33 @@ fn parquet_write(c: &mut Criterion, runtime: &tokio::runtime::Runtime, transform
 
     let mut group = c.benchmark_group("parquet_write");
     group.sample_size(10);
-    for (unit, throughput) in [
-        ("bytes", Throughput::Bytes(json.len() as u64)),
-        ("records", Throughput::Elements(PARQUET_RECORDS)),
-    ] {
-        group.throughput(throughput);
-        for (row_group_rows, zstd_level) in [(32_768, 3), (131_072, 1), (131_072, 3), (1 << 20, 3)]
-        {
-            let options = LakeOptions {
-                row_group_rows,
-                zstd_level,
-                ..LakeOptions::default()
-            };
-            let location = LakeLocation::Local(dir.path().to_path_buf());
-            let lake = Arc::new(Lake::new(location, options, transform.output_schema()).unwrap());
-            let write = || {
-                let mut writers = DayWriters::new(Arc::clone(&lake), "bench".into(), "bench");
-                for batch in &out {
-                    writers.write(batch).unwrap();
-                }
-                writers.finish().unwrap()
-            };
-            if unit == "bytes" {
-                let bytes: u64 = write().iter().map(|s| s.bytes).sum();
-                eprintln!(
-                    "parquet rg={row_group_rows} zstd={zstd_level}: {:.0} bytes/record ({:.1}% of the JSON)",
-                    bytes as f64 / PARQUET_RECORDS as f64,
-                    100.0 * bytes as f64 / json.len() as f64
-                );
+    group.throughput(Throughput::ElementsAndBytes {
+        elements: PARQUET_RECORDS,
+        bytes: json.len() as u64,
+    });
+    for (row_group_rows, zstd_level) in [(32_768, 3), (131_072, 1), (131_072, 3), (1 << 20, 3)] {
+        let options = LakeOptions {
+            row_group_rows,
+            zstd_level,
+            ..LakeOptions::default()
+        };
+        let location = LakeLocation::Local(dir.path().to_path_buf());
+        let lake = Arc::new(Lake::new(location, options, transform.output_schema()).unwrap());
+        let write = || {
+            let mut writers = DayWriters::new(Arc::clone(&lake), "bench".into(), "bench");
+            for batch in &out {
+                writers.write(batch).unwrap();
             }
-            let name = format!("{unit}/rg{row_group_rows}_zstd{zstd_level}");
-            group.bench_function(name, |b| b.iter(|| black_box(write().len())));
-        }
+            writers.finish().unwrap()
+        };
+        let bytes: u64 = write().iter().map(|s| s.bytes).sum();
+        eprintln!(
+            "parquet rg={row_group_rows} zstd={zstd_level}: {:.0} bytes/record ({:.1}% of the JSON)",
+            bytes as f64 / PARQUET_RECORDS as f64,
+            100.0 * bytes as f64 / json.len() as f64
+        );
+        let name = format!("rg{row_group_rows}_zstd{zstd_level}");
+        group.bench_function(name, |b| b.iter(|| black_box(write().len())));
     }
     group.finish();
 }
