@@ -948,15 +948,23 @@ fn scan_line(input: &[u8], i: usize) -> Step {
 mod consume_tests {
     use super::*;
 
-    #[test]
-    fn consume_keeps_the_rest_addressable() {
-        let mut framer = Framer::new();
+    fn three_records() -> Frames {
         let mut frames = Frames::new();
-        framer
+        Framer::new()
             .push(br#"[{"a":1},{"bb":2},{"ccc":3}]"#, &mut frames)
             .unwrap();
+        frames
+    }
+
+    fn kept(frames: &Frames) -> Vec<(u64, &[u8])> {
+        frames.iter().map(|(f, b)| (f.index, b)).collect()
+    }
+
+    #[test]
+    fn consume_keeps_the_rest_addressable() {
+        let mut frames = three_records();
         frames.consume(1);
-        let kept: Vec<(u64, &[u8])> = frames.iter().map(|(f, b)| (f.index, b)).collect();
+        let kept = kept(&frames);
         assert_eq!(
             kept,
             vec![(1, &br#"{"bb":2}"#[..]), (2, &br#"{"ccc":3}"#[..])]
@@ -968,17 +976,12 @@ mod consume_tests {
 
     #[test]
     fn detach_hands_over_the_front_and_keeps_the_rest_addressable() {
-        let mut framer = Framer::new();
-        let mut frames = Frames::new();
-        framer
-            .push(br#"[{"a":1},{"bb":2},{"ccc":3}]"#, &mut frames)
-            .unwrap();
+        let mut frames = three_records();
         let address = frames.bytes.as_ptr();
         let front = frames.detach(2);
         assert_eq!(front.as_slice(), br#"{"a":1}{"bb":2}"#);
         assert_eq!(front.as_ptr(), address, "the front is not copied");
-        let kept: Vec<(u64, &[u8])> = frames.iter().map(|(f, b)| (f.index, b)).collect();
-        assert_eq!(kept, vec![(2, &br#"{"ccc":3}"#[..])]);
+        assert_eq!(kept(&frames), vec![(2, &br#"{"ccc":3}"#[..])]);
         assert_eq!(frames.bytes.len(), 9);
         let last = frames.detach(5);
         assert_eq!(last.as_slice(), br#"{"ccc":3}"#);

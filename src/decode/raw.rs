@@ -656,7 +656,8 @@ mod tests {
         assert!(req.column_by_name("id").unwrap().is_null(0));
     }
 
-    fn convert(input: &str) -> (Option<RecordBatch>, Vec<Reject>) {
+    /// All records of `input`, framed, and a batcher for them.
+    fn framed(input: &str) -> (Frames, RawBatcher) {
         let mut framer = Framer::new();
         let mut frames = Frames::new();
         framer.push(input.as_bytes(), &mut frames).unwrap();
@@ -665,7 +666,11 @@ mod tests {
             bucket: "b".into(),
             key: "k".into(),
         };
-        let mut batcher = RawBatcher::new(source, 1024).unwrap();
+        (frames, RawBatcher::new(source, 1024).unwrap())
+    }
+
+    fn convert(input: &str) -> (Option<RecordBatch>, Vec<Reject>) {
+        let (frames, mut batcher) = framed(input);
         let mut rejects = Vec::new();
         let batch = batcher.convert(&frames, 0, &mut rejects).unwrap();
         (batch, rejects)
@@ -674,15 +679,7 @@ mod tests {
     #[test]
     fn the_front_is_read_in_place_when_its_kept_records_lie_back_to_back() {
         let input = r#"[{"a":1},{"level":30},{"msg":"m"},7,{"b":2},{"c":3},{"d":4},"x",{"e":5}]"#;
-        let mut framer = Framer::new();
-        let mut frames = Frames::new();
-        framer.push(input.as_bytes(), &mut frames).unwrap();
-        framer.finish(&mut frames).unwrap();
-        let source = SourceName {
-            bucket: "b".into(),
-            key: "k".into(),
-        };
-        let mut batcher = RawBatcher::new(source, 1024).unwrap();
+        let (mut frames, mut batcher) = framed(input);
         let mut rejects = Vec::new();
         let mut front = |frames: &mut Frames, skip_below| {
             let address = frames.bytes.as_ptr();
