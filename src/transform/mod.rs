@@ -20,6 +20,7 @@ use datafusion::catalog::streaming::StreamingTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::ScalarUDF;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
@@ -154,6 +155,9 @@ impl Transform {
         batches: Vec<RecordBatch>,
     ) -> Result<Vec<RecordBatch>, TransformError> {
         self.chunk.lock().expect("chunk lock").extend(batches);
+        // Every execution adds its metrics to the plan's nodes, and a file runs the plan once
+        // per batch: run a copy with fresh state, so that nothing accumulates as a file goes on.
+        self.plan = reset_plan_states(Arc::clone(&self.plan))?;
         let stream = execute_stream(Arc::clone(&self.plan), self.ctx.task_ctx())?;
         let out: Vec<RecordBatch> = stream.try_collect().await?;
         Ok(out.into_iter().filter(|b| b.num_rows() > 0).collect())
@@ -170,4 +174,42 @@ impl Transform {
 /// Renders batches as a text table (for `preview`).
 pub fn pretty(batches: &[RecordBatch]) -> Result<String, arrow::error::ArrowError> {
     Ok(arrow::util::pretty::pretty_format_batches(batches)?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Framer, Frames, RawBatcher, SourceName};
+
+    /// Metrics entries held by `plan` and its children.
+    fn metrics_held(plan: &Arc<dyn ExecutionPlan>) -> usize {
+        let own = plan.metrics().map_or(0, |metrics| metrics.iter().count());
+        own + plan.children().into_iter().map(metrics_held).sum::<usize>()
+    }
+
+    #[tokio::test]
+    async fn running_batch_after_batch_holds_nothing_per_batch() {
+        let json = r#"[{"level":30,"time":1730764800000,"msg":"m","req":{"id":"1","method":"GET","url":"/x","headers":{"h":"v"}}}]"#;
+        let mut frames = Frames::new();
+        let mut framer = Framer::new();
+        framer.push(json.as_bytes(), &mut frames).unwrap();
+        framer.finish(&mut frames).unwrap();
+        let source = SourceName {
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        let mut batcher = RawBatcher::new(source, 64).unwrap();
+        let batch = batcher
+            .convert(&frames, 0, &mut Vec::new())
+            .unwrap()
+            .unwrap();
+        let mut transform = Transform::plan(&TransformSql::builtin(), 64).await.unwrap();
+        transform.run(vec![batch.clone()]).await.unwrap();
+        let after_one = metrics_held(&transform.plan);
+        for _ in 0..50 {
+            let out = transform.run(vec![batch.clone()]).await.unwrap();
+            assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+        }
+        assert_eq!(metrics_held(&transform.plan), after_one);
+    }
 }
