@@ -600,7 +600,7 @@ fn not_an_object(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::decode::framer::Framer;
 
@@ -657,7 +657,7 @@ mod tests {
     }
 
     /// All records of `input`, framed, and a batcher for them.
-    fn framed(input: &str) -> (Frames, RawBatcher) {
+    pub(crate) fn framed(input: &str) -> (Frames, RawBatcher) {
         let mut framer = Framer::new();
         let mut frames = Frames::new();
         framer.push(input.as_bytes(), &mut frames).unwrap();

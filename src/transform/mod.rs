@@ -179,7 +179,7 @@ pub fn pretty(batches: &[RecordBatch]) -> Result<String, arrow::error::ArrowErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Framer, Frames, RawBatcher, SourceName};
+    use crate::decode::raw::tests::framed;
 
     /// Metrics entries held by `plan` and its children.
     fn metrics_held(plan: &Arc<dyn ExecutionPlan>) -> usize {
@@ -190,15 +190,7 @@ mod tests {
     #[tokio::test]
     async fn running_batch_after_batch_holds_nothing_per_batch() {
         let json = r#"[{"level":30,"time":1730764800000,"msg":"m","req":{"id":"1","method":"GET","url":"/x","headers":{"h":"v"}}}]"#;
-        let mut frames = Frames::new();
-        let mut framer = Framer::new();
-        framer.push(json.as_bytes(), &mut frames).unwrap();
-        framer.finish(&mut frames).unwrap();
-        let source = SourceName {
-            bucket: "b".into(),
-            key: "k".into(),
-        };
-        let mut batcher = RawBatcher::new(source, 64).unwrap();
+        let (frames, mut batcher) = framed(json);
         let batch = batcher
             .convert(&frames, 0, &mut Vec::new())
             .unwrap()
