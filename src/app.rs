@@ -81,9 +81,32 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
         display_root,
         cancel: cancel.clone(),
         files: Arc::new(FileCounts::default()),
+        on_change: args.on_change,
     };
     if args.dry_run {
         return dry_run(&runner).await;
+    }
+    if args.force {
+        let again = crate::jobs::rewrite_other_destinations(
+            &runner.ingest.pool,
+            &runner.bucket,
+            &runner.prefix,
+            &runner.ingest.destinations(),
+        )
+        .await?;
+        tracing::info!(
+            objects = again,
+            "objects written to other destinations start over"
+        );
+    } else {
+        refuse_other_destinations(
+            &runner.ingest,
+            &runner.bucket,
+            &runner.prefix,
+            None,
+            "run --force",
+        )
+        .await?;
     }
     let reporter = Reporter::start(progress_mode(&args.pipeline), Arc::clone(&runner.files));
     let result = passes(&runner, &args, &cancel).await;
@@ -96,6 +119,31 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
 fn progress_mode(args: &crate::cli::PipelineArgs) -> ProgressMode {
     let interval = std::time::Duration::from_secs_f64(args.progress_interval.max(0.1));
     ProgressMode::choose(args.json || args.quiet, interval)
+}
+
+/// Refuses to start when COMPLETED jobs were written to other destinations than this
+/// run's: taking them as done would silently write nothing to the new destination.
+async fn refuse_other_destinations(
+    ingest: &Ingest,
+    bucket: &str,
+    prefix: &str,
+    keys: Option<&[String]>,
+    force: &str,
+) -> anyhow::Result<()> {
+    let destinations = ingest.destinations();
+    let (count, examples) =
+        crate::jobs::other_destinations(&ingest.pool, bucket, prefix, keys, &destinations, 5)
+            .await?;
+    if count == 0 {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{count} object(s) were COMPLETED for other destinations than this run's ({}), e.g. {}: \
+         they would not be written here. Write them again with `{force}` (their rows are \
+         replaced), or run with the destinations they were written to",
+        destinations.join(", "),
+        examples.join(", ")
+    )
 }
 
 /// Serves metrics when `--metrics-addr` is given.
@@ -257,6 +305,20 @@ async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyho
             plan.table.name
         );
     }
+    if !args.force {
+        let keys: Vec<String> = files
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        refuse_other_destinations(
+            &ingest,
+            LOCAL_BUCKET,
+            "",
+            Some(&keys),
+            "ingest-file --force",
+        )
+        .await?;
+    }
     let mut tasks = Vec::with_capacity(files.len());
     for path in files {
         let size = std::fs::metadata(&path).map(|m| m.len()).ok();
@@ -314,6 +376,9 @@ pub(crate) fn record_report(report: &FileReport) {
         Outcome::Failed(_) => add(&METRICS.files_failed, 1),
         Outcome::Skipped(_) => add(&METRICS.files_skipped, 1),
         Outcome::LeaseLost => add(&METRICS.files_lease_lost, 1),
+    }
+    if report.replaced {
+        add(&METRICS.files_replaced, 1);
     }
     let c = report.counts;
     let ms = report.elapsed.as_millis() as u64;

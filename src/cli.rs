@@ -78,6 +78,18 @@ pub struct RunArgs {
     #[arg(long, env = "INGESTOR_FOLLOW")]
     pub follow: bool,
 
+    /// Objects COMPLETED for other destinations (another table or sink) are written again
+    /// for this run's, their rows replaced; without it such objects make the run refuse
+    /// to start.
+    #[arg(long)]
+    pub force: bool,
+
+    /// What to do with a COMPLETED object that was replaced by a new version (another
+    /// ETag, size or last-modified): `reingest` its new version, replacing its rows, or
+    /// `ignore` it and keep the old rows.
+    #[arg(long, env = "INGESTOR_ON_CHANGE", value_enum, default_value_t = crate::runner::OnChange::Reingest)]
+    pub on_change: crate::runner::OnChange,
+
     /// Seconds between passes with --follow.
     #[arg(long, env = "INGESTOR_INTERVAL", default_value_t = 30.0)]
     pub interval: f64,

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub files_failed: AtomicU64,
     pub files_skipped: AtomicU64,
     pub files_lease_lost: AtomicU64,
+    /// Objects ingested again as a new version.
+    pub files_replaced: AtomicU64,
     pub records_ingested: AtomicU64,
     pub records_rejected: AtomicU64,
     pub records_filtered: AtomicU64,
@@ -43,6 +45,7 @@ pub static METRICS: Metrics = Metrics {
     files_failed: AtomicU64::new(0),
     files_skipped: AtomicU64::new(0),
     files_lease_lost: AtomicU64::new(0),
+    files_replaced: AtomicU64::new(0),
     records_ingested: AtomicU64::new(0),
     records_rejected: AtomicU64::new(0),
     records_filtered: AtomicU64::new(0),
@@ -96,6 +99,11 @@ impl Metrics {
         }
         let seconds = |micros: u64| format!("{:.6}", micros as f64 / 1e6);
         let counters = [
+            (
+                "ingestor_files_replaced_total",
+                "Objects ingested again as a new version, their old rows replaced.",
+                get(&self.files_replaced).to_string(),
+            ),
             (
                 "ingestor_records_ingested_total",
                 "Records written to the target table.",

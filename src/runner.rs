@@ -40,6 +40,18 @@ pub struct Runner {
     pub cancel: Cancel,
     /// Files claimed and done, for progress.
     pub files: Arc<FileCounts>,
+    /// What to do with a COMPLETED object whose version changed.
+    pub on_change: OnChange,
+}
+
+/// What `run` does with a COMPLETED object that was replaced by a new version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OnChange {
+    /// Ingest the new version, replacing the old version's rows.
+    #[default]
+    Reingest,
+    /// Keep the old version's rows; the new version is not ingested.
+    Ignore,
 }
 
 /// One object `run --dry-run` would ingest.
@@ -58,7 +70,13 @@ impl Runner {
         self.drain(&mut reports).await?;
         if !self.cancel.is_cancelled() {
             let found = self.discover().await?;
-            tracing::info!(bucket = %self.bucket, prefix = %self.prefix, new_objects = found, "discovery done");
+            tracing::info!(
+                bucket = %self.bucket,
+                prefix = %self.prefix,
+                new_objects = found.new,
+                replaced_objects = found.replaced,
+                "discovery done"
+            );
             self.drain(&mut reports).await?;
         }
         let mut summary = Summary::default();
@@ -160,9 +178,14 @@ impl Runner {
             duration: ingest.settings.lease,
             attempts: file.attempts,
         };
+        let resume = pipeline::Resume {
+            checkpoint: file.checkpoint,
+            version: file.version.clone(),
+            start_over: file.start_over,
+            replaced: false,
+        };
         async move {
-            let report =
-                pipeline::process_claimed(&ingest, &task, &lease, file.checkpoint, &cancel).await;
+            let report = pipeline::process_claimed(&ingest, &task, &lease, resume, &cancel).await;
             if let (Ok(report), Some(modified)) = (&report, file.last_modified)
                 && report.outcome == Outcome::Completed
             {
@@ -234,12 +257,13 @@ impl Runner {
         Ok(())
     }
 
-    /// Lists the prefix page by page and records unknown keys as PENDING.
-    async fn discover(&self) -> anyhow::Result<u64> {
+    /// Lists the prefix page by page and records unknown keys as PENDING, and new versions
+    /// of known ones (see `sql/jobs/discover.sql`).
+    async fn discover(&self) -> anyhow::Result<jobs::Discovered> {
         let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
         let mut listing = self.store.list(prefix.as_ref());
         let mut page = Vec::with_capacity(DISCOVERY_PAGE);
-        let mut new = 0;
+        let mut found = jobs::Discovered::default();
         while let Some(meta) = listing
             .try_next()
             .await
@@ -256,13 +280,25 @@ impl Runner {
                 last_modified: meta.last_modified,
             });
             if page.len() == DISCOVERY_PAGE {
-                new += jobs::discover(&self.ingest.pool, &self.bucket, &page).await?;
+                self.record_page(&page, &mut found).await?;
                 page.clear();
             }
         }
         if !page.is_empty() {
-            new += jobs::discover(&self.ingest.pool, &self.bucket, &page).await?;
+            self.record_page(&page, &mut found).await?;
         }
-        Ok(new)
+        Ok(found)
+    }
+
+    async fn record_page(
+        &self,
+        page: &[Listed],
+        found: &mut jobs::Discovered,
+    ) -> anyhow::Result<()> {
+        let replace = self.on_change == OnChange::Reingest;
+        let page = jobs::discover(&self.ingest.pool, &self.bucket, page, replace).await?;
+        found.new += page.new;
+        found.replaced += page.replaced;
+        Ok(())
     }
 }

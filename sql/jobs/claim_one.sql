@@ -19,4 +19,4 @@ WHERE bucket = $1
   AND (status IN ('PENDING', 'FAILED')
        OR (status = 'PROCESSING' AND (lease_expires_at IS NULL OR lease_expires_at < now()))
        OR (status = 'COMPLETED' AND $5))
-RETURNING checkpoint, attempts
+RETURNING checkpoint, attempts, checkpoint_version, start_over

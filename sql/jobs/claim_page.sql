@@ -24,5 +24,5 @@ SET status = 'PROCESSING',
     updated_at = now()
 FROM picked
 WHERE p.bucket = picked.bucket AND p.s3_key = picked.s3_key
-RETURNING p.s3_key, p.lease_token, p.checkpoint, p.size, p.attempts,
+RETURNING p.s3_key, p.lease_token, p.checkpoint, p.size, p.attempts, p.checkpoint_version, p.start_over,
           picked.previous_status = 'PROCESSING' AS takeover, p.last_modified

@@ -6,5 +6,6 @@ SET checkpoint = 0,
     records_ingested = 0,
     records_rejected = 0,
     records_filtered = 0,
+    start_over = false,
     updated_at = now()
 WHERE bucket = $1 AND s3_key = $2 AND lease_token = $3 AND status = 'PROCESSING'

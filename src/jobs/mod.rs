@@ -13,8 +13,8 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 pub use queue::{
-    ClaimRules, ClaimedFile, JobRow, Listed, Stats, claim_page, discover, known_statuses, list,
-    next_retry, retry, stats,
+    ClaimRules, ClaimedFile, Discovered, JobRow, Listed, Stats, claim_page, discover,
+    known_statuses, list, next_retry, retry, stats,
 };
 
 /// The claim of one file by this worker.
@@ -39,11 +39,15 @@ pub fn backoff(base: Duration, cap: Duration, attempts: i32, token: Uuid) -> Dur
 }
 
 /// What a claim returns.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Claimed {
     /// Records already committed: the first source index to ingest.
     pub checkpoint: u64,
     pub attempts: i32,
+    /// The version of the object whose records the checkpoint counts.
+    pub version: Option<String>,
+    /// A new version was found: the object starts over whatever its checkpoint.
+    pub start_over: bool,
 }
 
 /// Progress of one chunk, written with its checkpoint.
@@ -82,19 +86,24 @@ pub async fn claim_one(
     force: bool,
     size: Option<u64>,
 ) -> sqlx::Result<Option<Claimed>> {
-    let row: Option<(i64, i32)> = sqlx::query_as(include_str!("../../sql/jobs/claim_one.sql"))
-        .bind(&lease.bucket)
-        .bind(&lease.key)
-        .bind(lease.token)
-        .bind(secs(lease.duration))
-        .bind(force)
-        .bind(size.map(|s| s as i64))
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(|(checkpoint, attempts)| Claimed {
-        checkpoint: checkpoint.max(0) as u64,
-        attempts,
-    }))
+    let row: Option<(i64, i32, Option<String>, bool)> =
+        sqlx::query_as(include_str!("../../sql/jobs/claim_one.sql"))
+            .bind(&lease.bucket)
+            .bind(&lease.key)
+            .bind(lease.token)
+            .bind(secs(lease.duration))
+            .bind(force)
+            .bind(size.map(|s| s as i64))
+            .fetch_optional(conn)
+            .await?;
+    Ok(
+        row.map(|(checkpoint, attempts, version, start_over)| Claimed {
+            checkpoint: checkpoint.max(0) as u64,
+            attempts,
+            version,
+            start_over,
+        }),
+    )
 }
 
 /// The status of a file, if known.
@@ -104,6 +113,26 @@ pub async fn status(pool: &PgPool, bucket: &str, key: &str) -> sqlx::Result<Opti
         .bind(key)
         .fetch_optional(pool)
         .await
+}
+
+/// Records the version the current attempt reads (guarded); with a checkpoint of 0 it is
+/// the version the next checkpoints count. False: the lease is lost.
+pub async fn record_version(
+    pool: &PgPool,
+    lease: &Lease,
+    version: &crate::source::ObjectVersion,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(include_str!("../../sql/jobs/record_version.sql"))
+        .bind(&lease.bucket)
+        .bind(&lease.key)
+        .bind(lease.token)
+        .bind(version.id())
+        .bind(version.etag.as_deref())
+        .bind(version.size as i64)
+        .bind(version.last_modified)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Advances the checkpoint to `next` (guarded). False: the lease is lost.
@@ -168,8 +197,59 @@ async fn guarded(conn: &mut PgConnection, sql: &'static str, lease: &Lease) -> s
 }
 
 /// Marks the file COMPLETED (guarded). False: the lease is lost.
-pub async fn complete(conn: &mut PgConnection, lease: &Lease) -> sqlx::Result<bool> {
-    guarded(conn, include_str!("../../sql/jobs/complete.sql"), lease).await
+pub async fn complete(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    destinations: &[String],
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(include_str!("../../sql/jobs/complete.sql"))
+        .bind(&lease.bucket)
+        .bind(&lease.key)
+        .bind(lease.token)
+        .bind(destinations)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// COMPLETED jobs of `bucket` (keys starting with `prefix`, or exactly `keys` when given)
+/// that were written to other destinations than `destinations`: up to `limit` keys, and
+/// how many there are. Jobs completed before destinations were recorded are not counted.
+pub async fn other_destinations(
+    pool: &PgPool,
+    bucket: &str,
+    prefix: &str,
+    keys: Option<&[String]>,
+    destinations: &[String],
+    limit: i64,
+) -> sqlx::Result<(i64, Vec<String>)> {
+    sqlx::query_as(include_str!("../../sql/jobs/other_destinations.sql"))
+        .bind(bucket)
+        .bind(prefix)
+        .bind(keys)
+        .bind(destinations)
+        .bind(limit)
+        .fetch_one(pool)
+        .await
+}
+
+/// Makes the COMPLETED jobs written to other destinations PENDING again, to start over
+/// (`run --force`). Returns how many.
+pub async fn rewrite_other_destinations(
+    pool: &PgPool,
+    bucket: &str,
+    prefix: &str,
+    destinations: &[String],
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(include_str!(
+        "../../sql/jobs/rewrite_other_destinations.sql"
+    ))
+    .bind(bucket)
+    .bind(prefix)
+    .bind(destinations)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Starts a claimed file over from its first record (guarded). False: the lease is lost.

@@ -13,21 +13,41 @@ pub struct Listed {
     pub last_modified: DateTime<Utc>,
 }
 
-/// Records the objects of one listing page not seen before; returns how many were new.
-pub async fn discover(pool: &PgPool, bucket: &str, page: &[Listed]) -> sqlx::Result<u64> {
+/// What discovery recorded of one page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Discovered {
+    /// Keys not seen before.
+    pub new: u64,
+    /// COMPLETED objects with a new version, to ingest again.
+    pub replaced: u64,
+}
+
+/// Records one listing page (see `sql/jobs/discover.sql`): new keys, and new versions of
+/// known ones. `replace_completed`: COMPLETED objects with a new version are ingested again
+/// (`--on-change reingest`, the default).
+pub async fn discover(
+    pool: &PgPool,
+    bucket: &str,
+    page: &[Listed],
+    replace_completed: bool,
+) -> sqlx::Result<Discovered> {
     let keys: Vec<&str> = page.iter().map(|o| o.key.as_str()).collect();
     let sizes: Vec<i64> = page.iter().map(|o| o.size as i64).collect();
     let etags: Vec<Option<&str>> = page.iter().map(|o| o.etag.as_deref()).collect();
     let modified: Vec<DateTime<Utc>> = page.iter().map(|o| o.last_modified).collect();
-    let done = sqlx::query(include_str!("../../sql/jobs/discover.sql"))
+    let (new, replaced): (i64, i64) = sqlx::query_as(include_str!("../../sql/jobs/discover.sql"))
         .bind(bucket)
         .bind(keys)
         .bind(sizes)
         .bind(etags)
         .bind(modified)
-        .execute(pool)
+        .bind(replace_completed)
+        .fetch_one(pool)
         .await?;
-    Ok(done.rows_affected())
+    Ok(Discovered {
+        new: new as u64,
+        replaced: replaced as u64,
+    })
 }
 
 /// A file claimed from the queue.
@@ -41,6 +61,10 @@ pub struct ClaimedFile {
     /// The file was PROCESSING under an expired lease: a stuck job taken over.
     pub takeover: bool,
     pub last_modified: Option<DateTime<Utc>>,
+    /// The version whose records the checkpoint counts.
+    pub version: Option<String>,
+    /// A new version was found: start over whatever the checkpoint.
+    pub start_over: bool,
 }
 
 /// What a claim may take.
@@ -65,6 +89,8 @@ pub async fn claim_page(
         i64,
         Option<i64>,
         i32,
+        Option<String>,
+        bool,
         bool,
         Option<DateTime<Utc>>,
     );
@@ -79,14 +105,28 @@ pub async fn claim_page(
     Ok(rows
         .into_iter()
         .map(
-            |(key, token, checkpoint, size, attempts, takeover, last_modified)| ClaimedFile {
+            |(
                 key,
                 token,
-                checkpoint: checkpoint.max(0) as u64,
-                size: size.map(|s| s.max(0) as u64),
+                checkpoint,
+                size,
                 attempts,
+                version,
+                start_over,
                 takeover,
                 last_modified,
+            )| {
+                ClaimedFile {
+                    key,
+                    token,
+                    checkpoint: checkpoint.max(0) as u64,
+                    size: size.map(|s| s.max(0) as u64),
+                    attempts,
+                    takeover,
+                    last_modified,
+                    version,
+                    start_over,
+                }
             },
         )
         .collect())

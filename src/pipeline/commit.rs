@@ -16,8 +16,10 @@ use crate::jobs::{self, ChunkCounts, Lease};
 use crate::metrics::{self, METRICS};
 use crate::sink::SinkPlan;
 
+use super::decode_stage::Isolate;
 use super::file::{Cancel, FileError, Ingest};
 use super::lake_stage::{AfterCommit, LakeJob};
+use super::reject_spool::{RejectSpool, SpoolError, SpoolLimits};
 use crate::buffers::RowsBuffer;
 
 /// Largest piece of COPY data handed to the connection at once.
@@ -31,6 +33,48 @@ pub struct EncodedPiece {
     pub counts: ChunkCounts,
     pub next_checkpoint: u64,
     pub end_of_chunk: bool,
+    /// The record of a piece made of one record: kept so that it can be rejected if the
+    /// database refuses its row.
+    pub lone: Option<Lone>,
+}
+
+/// One record's index and original text.
+#[derive(Debug, Clone)]
+pub struct Lone {
+    pub index: u64,
+    pub raw: String,
+}
+
+/// A row of a chunk that the database refused.
+#[derive(Debug, Clone)]
+pub struct RefusedRow {
+    /// The first source index of the chunk (its checkpoint before).
+    pub chunk_start: u64,
+    /// The row within the chunk's COPY, from 1.
+    pub row: u64,
+    /// The database's message.
+    pub message: String,
+}
+
+/// What the transform stage sends on: pieces, then `End` once the whole input was read.
+pub enum Encoded {
+    Piece(EncodedPiece),
+    End,
+}
+
+/// The next piece, None at the end of the file. A stream that stops without its `End` (a
+/// stage that panicked or stopped early) is an error, never the end of the file.
+async fn next_piece(
+    input: &mut Receiver<Result<Encoded, FileError>>,
+) -> Option<Result<EncodedPiece, FileError>> {
+    match input.recv().await {
+        Some(Ok(Encoded::Piece(piece))) => Some(Ok(piece)),
+        Some(Ok(Encoded::End)) => None,
+        Some(Err(error)) => Some(Err(error)),
+        None => Some(Err(FileError::Stage(
+            "the pipeline stopped before the end of the file".into(),
+        ))),
+    }
 }
 
 /// Sends `data` into the COPY, opening it (with the header) on first use.
@@ -65,19 +109,30 @@ async fn abort(copy: Option<PgCopyIn<&mut PgConnection>>) {
 }
 
 /// Commits the chunks arriving on `input` until it closes or fails; `counts` grows by each
-/// committed chunk, and the last chunk's transaction marks the file COMPLETED. An error from upstream that arrives between chunks is returned as is;
-/// one in the middle of a chunk rolls that chunk back first.
+/// committed chunk, and the last chunk's transaction marks the file COMPLETED. An error
+/// from upstream that arrives between chunks is returned as is; one in the middle of a
+/// chunk rolls that chunk back first.
+///
+/// `resume` is the checkpoint the stream starts at. A row the database refuses (a
+/// constraint, a trigger) fails the chunk with [`FileError::RowRefused`], naming the row
+/// within the chunk, so that the caller can read the chunk again with the suspect record
+/// alone (`isolate`); when that lone record's row is refused, the record goes to
+/// `rejected_records` with the database's message and the stream goes on.
+#[allow(clippy::too_many_arguments)]
 pub async fn commit_chunks(
     ingest: &Ingest,
     lease: &Lease,
     cancel: &Cancel,
-    input: &mut Receiver<Result<EncodedPiece, FileError>>,
+    input: &mut Receiver<Result<Encoded, FileError>>,
     counts: &mut ChunkCounts,
     lake: &mut Option<LakeJob>,
+    resume: u64,
+    isolate: Option<Isolate>,
 ) -> Result<Completion, FileError> {
     let (pool, limits) = (&ingest.pool, &ingest.limits);
     let sink = ingest.postgres.as_ref();
-    let mut next = input.recv().await;
+    let mut start = resume;
+    let mut next = next_piece(input).await;
     while let Some(first) = next {
         if cancel.is_cancelled() {
             return Err(FileError::Cancelled);
@@ -86,9 +141,8 @@ pub async fn commit_chunks(
         let started = Instant::now();
         let mut tx = pool.begin().await?;
         let mut chunk = ChunkCounts::default();
-        let mut rejects = Vec::new();
-        let next_checkpoint;
-        {
+        let mut rejects = RejectSpool::new(SpoolLimits::default());
+        let copied: Result<u64, FileError> = 'copy: {
             let mut conn = Some(&mut *tx);
             let mut copy = None;
             loop {
@@ -100,17 +154,19 @@ pub async fn commit_chunks(
                     && let Err(e) = send_rows(&mut copy, &mut conn, sink, &piece.rows_data).await
                 {
                     abort(copy).await;
-                    return Err(e.into());
+                    break 'copy Err(copy_error(e, start));
                 }
                 chunk.ingested += c.ingested;
                 chunk.rejected += c.rejected;
                 chunk.filtered += c.filtered;
-                rejects.append(&mut piece.rejects);
+                if let Err(e) = rejects.append(&mut piece.rejects) {
+                    abort(copy).await;
+                    return Err(FileError::Stage(e.to_string()));
+                }
                 if piece.end_of_chunk {
-                    next_checkpoint = piece.next_checkpoint;
                     break;
                 }
-                piece = match input.recv().await {
+                piece = match next_piece(input).await {
                     Some(Ok(piece)) => piece,
                     Some(Err(e)) => {
                         abort(copy).await;
@@ -118,32 +174,54 @@ pub async fn commit_chunks(
                     }
                     None => {
                         abort(copy).await;
-                        return Err(FileError::Input(
-                            "the pipeline stopped inside a chunk".into(),
-                        ));
+                        return Err(FileError::Stage("the input ended inside a chunk".into()));
                     }
                 };
             }
             if let Some((mut copy, sink)) = copy.zip(sink) {
                 let mut trailer = Vec::new();
                 sink.encoder.end(&mut trailer);
-                copy.send(trailer).await?;
-                copy.finish().await?;
+                if let Err(e) = copy.send(trailer).await {
+                    break 'copy Err(copy_error(e, start));
+                }
+                if let Err(e) = copy.finish().await {
+                    break 'copy Err(copy_error(e, start));
+                }
             }
-        }
+            Ok(piece.next_checkpoint)
+        };
+        let next_checkpoint = match copied {
+            Ok(next_checkpoint) => next_checkpoint,
+            Err(FileError::RowRefused(refused)) if isolate == Some(Isolate(start)) => {
+                let Some(lone) = piece.lone.take() else {
+                    return Err(FileError::RowRefused(refused));
+                };
+                tx.rollback().await?;
+                reject_lone(pool, lease, lone, &refused).await?;
+                metrics::add(&METRICS.records_rejected, 1);
+                counts.rejected += 1;
+                start += 1;
+                next = next_piece(input).await;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         // The next piece tells whether this chunk is the file's last: if so, the file is
         // marked COMPLETED in the same transaction.
-        next = input.recv().await;
+        next = next_piece(input).await;
         if !jobs::checkpoint(&mut tx, lease, next_checkpoint, chunk).await? {
             tx.rollback().await?;
             return Err(FileError::LeaseLost);
         }
         if !rejects.is_empty() {
-            jobs::insert_rejects(&mut tx, lease, &rejects).await?;
+            rejects.insert(&mut tx, lease).await.map_err(|e| match e {
+                SpoolError::Database(e) => FileError::Database(e),
+                SpoolError::Io(e) => FileError::Stage(e.to_string()),
+            })?;
         }
         let last = next.is_none();
         let after = if last {
-            complete_in(&mut tx, lease, lake.take()).await?
+            complete_in(&mut tx, lease, lake.take(), &ingest.destinations()).await?
         } else {
             None
         };
@@ -161,8 +239,78 @@ pub async fn commit_chunks(
         if last {
             return Ok(Completion::WithLastChunk);
         }
+        start = next_checkpoint;
     }
     Ok(Completion::Pending)
+}
+
+/// A COPY error: a row the database refused, or an error no row could avoid.
+fn copy_error(error: sqlx::Error, chunk_start: u64) -> FileError {
+    match refused_row(&error) {
+        Some((row, message)) => FileError::RowRefused(RefusedRow {
+            chunk_start,
+            row,
+            message,
+        }),
+        None => error.into(),
+    }
+}
+
+/// The row (1-based, within the COPY) and message of an error that one row caused: a
+/// data, constraint or trigger error whose context names the COPY's line. Errors without
+/// a row (the table is gone, a permission) are not.
+fn refused_row(error: &sqlx::Error) -> Option<(u64, String)> {
+    let sqlx::Error::Database(db) = error else {
+        return None;
+    };
+    let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    // 22: data exception, 23: integrity constraint, 54: a value too large for an index,
+    // P0: raised by PL/pgSQL (a trigger).
+    if !["22", "23", "54", "P0"]
+        .iter()
+        .any(|class| pg.code().starts_with(class))
+    {
+        return None;
+    }
+    let row = copy_line(pg.r#where()?)?;
+    Some((row, pg.message().to_string()))
+}
+
+/// The line number in a COPY error context (`COPY logs, line 2090, column x: ...`).
+fn copy_line(context: &str) -> Option<u64> {
+    context.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("COPY ")?;
+        let (_, after) = rest.split_once(", line ")?;
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok().filter(|row| *row > 0)
+    })
+}
+
+/// Stores the lone record whose row the database refused in `rejected_records` and moves
+/// the checkpoint past it, in one transaction guarded by the lease.
+async fn reject_lone(
+    pool: &PgPool,
+    lease: &Lease,
+    lone: Lone,
+    refused: &RefusedRow,
+) -> Result<(), FileError> {
+    let mut tx = pool.begin().await?;
+    let counts = ChunkCounts {
+        rejected: 1,
+        ..ChunkCounts::default()
+    };
+    if !jobs::checkpoint(&mut tx, lease, lone.index + 1, counts).await? {
+        return Err(FileError::LeaseLost);
+    }
+    let reject = Reject {
+        index: lone.index,
+        offset: 0,
+        raw: lone.raw,
+        error: format!("refused by the database: {}", refused.message),
+    };
+    jobs::insert_rejects(&mut tx, lease, &[reject]).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Whether the last chunk's transaction also marked the file COMPLETED.
@@ -176,12 +324,12 @@ pub enum Completion {
 /// Marks the file COMPLETED, publishing its Parquet output (if any) in the same
 /// transaction.
 pub async fn complete(
-    pool: &PgPool,
+    ingest: &Ingest,
     lease: &Lease,
     lake: Option<LakeJob>,
 ) -> Result<(), FileError> {
-    let mut tx = pool.begin().await?;
-    let after = complete_in(&mut tx, lease, lake).await?;
+    let mut tx = ingest.pool.begin().await?;
+    let after = complete_in(&mut tx, lease, lake, &ingest.destinations()).await?;
     tx.commit().await?;
     if let Some(after) = after {
         after.finish().await;
@@ -195,13 +343,140 @@ async fn complete_in(
     tx: &mut PgConnection,
     lease: &Lease,
     lake: Option<LakeJob>,
+    destinations: &[String],
 ) -> Result<Option<AfterCommit>, FileError> {
     let after = match lake {
         Some(job) => Some(job.publish(tx, lease).await?),
         None => None,
     };
-    if !jobs::complete(tx, lease).await? {
+    if !jobs::complete(tx, lease, destinations).await? {
         return Err(FileError::LeaseLost);
     }
     Ok(after)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::limit::Limits;
+    use crate::pipeline::Settings;
+    use crate::transform::TransformSql;
+
+    fn ingest(pool: &PgPool) -> Ingest {
+        Ingest {
+            pool: pool.clone(),
+            transform: TransformSql::builtin(),
+            postgres: None,
+            lake: None,
+            settings: Settings::default(),
+            limits: Arc::new(Limits::default()),
+        }
+    }
+
+    async fn claimed(pool: &PgPool) -> Lease {
+        let lease = Lease {
+            bucket: "b".into(),
+            key: "k".into(),
+            token: uuid::Uuid::new_v4(),
+            duration: Duration::from_secs(60),
+            attempts: 1,
+        };
+        jobs::register(pool, "b", "k", None).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let claim = jobs::claim_one(&mut conn, &lease, false, None).await;
+        assert!(claim.unwrap().is_some(), "the file is claimed");
+        lease
+    }
+
+    /// A closed chunk of ten records that were all filtered out.
+    fn chunk(next_checkpoint: u64) -> Result<Encoded, FileError> {
+        Ok(Encoded::Piece(EncodedPiece {
+            rows_data: RowsBuffer::default(),
+            rejects: Vec::new(),
+            counts: ChunkCounts {
+                filtered: 10,
+                ..ChunkCounts::default()
+            },
+            next_checkpoint,
+            end_of_chunk: true,
+            lone: None,
+        }))
+    }
+
+    async fn job(pool: &PgPool) -> (String, i64) {
+        sqlx::query_as("SELECT status, checkpoint FROM processed_files")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    /// Issue 14 item 4: a stage that dies between chunks closes its channel; that must
+    /// fail the attempt (chunks before it kept), never mark the file COMPLETED.
+    #[sqlx::test(migrator = "crate::config::MIGRATOR")]
+    async fn a_stream_that_stops_without_its_end_never_completes_the_file(pool: PgPool) {
+        let lease = claimed(&pool).await;
+        let (tx, mut rx) = mpsc::channel(4);
+        tx.send(chunk(10)).await.unwrap();
+        drop(tx);
+        let mut counts = ChunkCounts::default();
+        let cancel = Cancel::default();
+        let result = commit_chunks(
+            &ingest(&pool),
+            &lease,
+            &cancel,
+            &mut rx,
+            &mut counts,
+            &mut None,
+            0,
+            None,
+        )
+        .await;
+        assert!(matches!(result, Err(FileError::Stage(_))), "{result:?}");
+        assert_eq!(job(&pool).await, ("PROCESSING".into(), 10));
+    }
+
+    #[sqlx::test(migrator = "crate::config::MIGRATOR")]
+    async fn the_last_chunk_before_the_end_completes_the_file(pool: PgPool) {
+        let lease = claimed(&pool).await;
+        let (tx, mut rx) = mpsc::channel(4);
+        tx.send(chunk(10)).await.unwrap();
+        tx.send(Ok(Encoded::End)).await.unwrap();
+        let mut counts = ChunkCounts::default();
+        let cancel = Cancel::default();
+        let result = commit_chunks(
+            &ingest(&pool),
+            &lease,
+            &cancel,
+            &mut rx,
+            &mut counts,
+            &mut None,
+            0,
+            None,
+        )
+        .await;
+        assert!(
+            matches!(result, Ok(Completion::WithLastChunk)),
+            "{result:?}"
+        );
+        assert_eq!(job(&pool).await, ("COMPLETED".into(), 10));
+    }
+
+    #[test]
+    fn the_refused_row_is_read_from_the_copy_context() {
+        assert_eq!(copy_line("COPY logs, line 2090"), Some(2090));
+        assert_eq!(
+            copy_line("PL/pgSQL function refuse() line 3 at RAISE\nCOPY logs, line 7"),
+            Some(7)
+        );
+        assert_eq!(
+            copy_line("COPY \"my logs\", line 12, column level: \"x\""),
+            Some(12)
+        );
+        assert_eq!(copy_line("SQL statement \"SELECT 1\""), None);
+    }
 }

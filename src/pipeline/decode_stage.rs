@@ -38,6 +38,10 @@ pub enum Decoded {
     /// The input cannot be read further; every record before the fault was sent, in a
     /// closed chunk.
     Fault(String),
+    /// The input ended normally and every record was sent, in closed chunks. A stage that
+    /// stops without sending this (a panic, a dropped channel) never looks like the end of
+    /// the file.
+    End,
 }
 
 struct Stage {
@@ -52,9 +56,20 @@ struct Stage {
     chunk_open: bool,
     next_checkpoint: u64,
     resume: u64,
+    /// A chunk boundary to keep: no chunk holds records on both sides of it. Used to put
+    /// one record in a chunk of its own (see [`Isolate`]).
+    cut: Option<u64>,
+    /// The boundary after `cut`, if any.
+    then_cut: Option<u64>,
     settings: Settings,
     out: Sender<Decoded>,
 }
+
+/// A record to give a chunk of its own: chunks end before it and after it. After the
+/// database refused a row of a chunk, the chunk is read again with the rows before it in
+/// one chunk and the suspect record alone in the next, so that it can be told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Isolate(pub u64);
 
 /// The receiver went away: stop.
 struct Stopped;
@@ -86,21 +101,37 @@ impl Stage {
     /// Converts the first `n` framed records (or all there are) into a piece of the current
     /// chunk and sends it; closes the chunk when it is full.
     fn convert(&mut self, n: usize) -> Result<Result<(), Stopped>, String> {
-        let end = self.batch_end(n);
+        let mut end = self.batch_end(n);
         if end == 0 {
             return Ok(Ok(()));
         }
+        if let Some(cut) = self.cut {
+            let before = self.frames.frames[..end].partition_point(|f| f.index < cut);
+            if before == 0 {
+                // The next record lies past the boundary: the chunk ends here.
+                self.pass_cut();
+                return Ok(self.end_chunk());
+            }
+            end = before;
+        }
         let mut rejects = Vec::new();
         let (first, last) = (&self.frames.frames[0], &self.frames.frames[end - 1]);
-        self.chunk_bytes += last.end - first.start;
-        self.next_checkpoint = (last.index + 1).max(self.resume);
-        self.chunk_records += end;
+        let bytes = last.end - first.start;
+        let next_checkpoint = (last.index + 1).max(self.resume);
         // Converted records leave the buffer: it holds at most a batch and a push.
         let batch = self
             .batcher
             .convert_front(&mut self.frames, end, self.resume, &mut rejects)
             .map_err(|e| format!("cannot decode records into Arrow: {e}"))?;
-        let full = self.chunk_full();
+        // Only records that were converted move the checkpoint.
+        self.next_checkpoint = next_checkpoint;
+        self.chunk_bytes += bytes;
+        self.chunk_records += end;
+        let at_cut = self.cut.is_some_and(|cut| next_checkpoint >= cut);
+        if at_cut {
+            self.pass_cut();
+        }
+        let full = self.chunk_full() || at_cut;
         let has_content = batch.is_some() || !rejects.is_empty();
         let sent = if has_content || (full && self.chunk_open) {
             self.send(DecodedPiece {
@@ -132,6 +163,18 @@ impl Stage {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// The current boundary is reached: the next one applies.
+    fn pass_cut(&mut self) {
+        self.cut = self.then_cut.take();
+    }
+
+    /// Closes the open chunk (if any) and starts a new one.
+    fn end_chunk(&mut self) -> Result<(), Stopped> {
+        self.chunk_records = 0;
+        self.chunk_bytes = 0;
+        self.close_chunk()
     }
 
     /// Closes the open chunk, if any.
@@ -187,6 +230,7 @@ pub fn run(
     out: Sender<Decoded>,
     source: SourceName,
     resume: u64,
+    isolate: Option<Isolate>,
     settings: Settings,
     compressed: ByteCounter,
 ) {
@@ -206,6 +250,8 @@ pub fn run(
         chunk_open: false,
         next_checkpoint: resume,
         resume,
+        cut: isolate.map(|Isolate(index)| index),
+        then_cut: isolate.map(|Isolate(index)| index + 1),
         settings,
         out,
     };
@@ -232,7 +278,9 @@ pub fn run(
     }
     match stage.convert_all() {
         Ok(Ok(())) => {
-            let _ = stage.close_chunk();
+            if stage.close_chunk().is_ok() {
+                let _ = stage.out.blocking_send(Decoded::End);
+            }
         }
         Ok(Err(Stopped)) => {}
         Err(cause) => stage.fault(cause),
@@ -255,6 +303,15 @@ mod tests {
 
     /// Runs the stage over `input` resumed at `resume`; returns the pieces it sent.
     fn run_stage(input: String, resume: u64, settings: Settings) -> Vec<Sent> {
+        run_isolating(input, resume, None, settings)
+    }
+
+    fn run_isolating(
+        input: String,
+        resume: u64,
+        isolate: Option<Isolate>,
+        settings: Settings,
+    ) -> Vec<Sent> {
         let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel(4);
         let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(1 << 16);
         bytes_tx.blocking_send(Ok(Bytes::from(input))).unwrap();
@@ -268,6 +325,7 @@ mod tests {
             out_tx,
             source,
             resume,
+            isolate,
             settings,
             ByteCounter::default(),
         );
@@ -297,6 +355,16 @@ mod tests {
         chunk_records: usize,
         batch_records: usize,
     ) -> Vec<Vec<i64>> {
+        isolated(records, resume, None, chunk_records, batch_records)
+    }
+
+    fn isolated(
+        records: usize,
+        resume: u64,
+        isolate: Option<Isolate>,
+        chunk_records: usize,
+        batch_records: usize,
+    ) -> Vec<Vec<i64>> {
         let input: String = (0..records).map(|i| format!("{{\"i\":{i}}}\n")).collect();
         let settings = Settings {
             chunk_records,
@@ -305,7 +373,7 @@ mod tests {
         };
         let mut chunks = Vec::new();
         let mut current = Vec::new();
-        for piece in run_stage(input, resume, settings) {
+        for piece in run_isolating(input, resume, isolate, settings) {
             assert!(piece.rows.len() <= batch_records);
             current.extend(piece.rows);
             if piece.end_of_chunk {
@@ -349,5 +417,18 @@ mod tests {
         let chunks = indices(1000, 650, 100, 50);
         assert_eq!(chunks.concat(), (650..1000).collect::<Vec<i64>>());
         assert!(chunks.iter().all(|c| c.len() <= 100));
+    }
+
+    /// A record the database refused gets a chunk of its own, wherever it lies in a
+    /// batch or a chunk; the chunks around it stay as they were.
+    #[test]
+    fn an_isolated_record_gets_a_chunk_of_its_own() {
+        for (resume, at) in [(0, 0), (0, 1), (0, 250), (100, 100), (100, 299), (0, 999)] {
+            let chunks = isolated(1000, resume, Some(Isolate(at)), 300, 128);
+            assert_eq!(chunks.concat(), (resume as i64..1000).collect::<Vec<i64>>());
+            let alone = chunks.iter().position(|c| c == &vec![at as i64]);
+            assert!(alone.is_some(), "resume {resume}, isolate {at}: {chunks:?}");
+            assert!(chunks.iter().all(|c| c.len() <= 300));
+        }
     }
 }

@@ -8,7 +8,7 @@ use arrow::record_batch::RecordBatch;
 use bytes::BytesMut;
 use sqlx::PgPool;
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::decode::SourceName;
@@ -18,12 +18,14 @@ use crate::limit::Limits;
 use crate::metrics::{self, METRICS};
 use crate::sink::SinkPlan;
 use crate::source::{
-    ByteCounter, CountingReader, READ_BUFFER_BYTES, SourceRef, decompress, open, read_parquet,
+    self, ByteCounter, CountingReader, ObjectVersion, READ_BUFFER_BYTES, SourceRef, decompress,
+    open, read_parquet,
 };
 use crate::transform::{Transform, TransformError, TransformSql};
 
 use super::Settings;
-use super::commit::{self, EncodedPiece};
+use super::commit::{self, Encoded, EncodedPiece, Lone, RefusedRow};
+use super::decode_stage::Isolate;
 use super::decode_stage::{self, Decoded, DecodedPiece};
 use super::lake_stage::LakeJob;
 use crate::buffers::RowsBuffer;
@@ -38,6 +40,22 @@ pub struct Ingest {
     pub lake: Option<Arc<Lake>>,
     pub settings: Settings,
     pub limits: Arc<Limits>,
+}
+
+impl Ingest {
+    /// Where this run writes, as jobs record it when they complete: `postgres:<table>`
+    /// and `parquet:<url>`. An object COMPLETED for other destinations is not silently
+    /// taken as done (see `jobs::other_destinations`).
+    pub fn destinations(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(plan) = &self.postgres {
+            out.push(format!("postgres:{}", plan.table.quoted));
+        }
+        if let Some(lake) = &self.lake {
+            out.push(format!("parquet:{}", lake.display()));
+        }
+        out
+    }
 }
 
 /// One file to ingest.
@@ -70,6 +88,8 @@ pub struct FileReport {
     pub outcome: Outcome,
     pub counts: ChunkCounts,
     pub elapsed: Duration,
+    /// The object was ingested again as a new version, its old rows replaced.
+    pub replaced: bool,
 }
 
 /// Why a file did not complete.
@@ -90,6 +110,14 @@ pub enum FileError {
     LeaseLost,
     #[error("stopped by a signal")]
     Cancelled,
+    /// The database refused a row of a chunk (a constraint, a trigger): the chunk is read
+    /// again with the suspect record alone, which is then rejected.
+    #[error("the database refused row {} of the chunk starting at record {}: {}", .0.row, .0.chunk_start, .0.message)]
+    RowRefused(RefusedRow),
+    /// A stage of the pipeline failed or stopped early (a bug, never the data): the
+    /// attempt fails, and nothing after the last committed chunk counts as read.
+    #[error("internal: {0}")]
+    Stage(String),
 }
 
 /// Errors that end the whole pass (the database is gone), not just one file.
@@ -138,6 +166,7 @@ pub async fn ingest_file(
         };
         return Ok(FileReport {
             display: task.display.clone(),
+            replaced: false,
             outcome: Outcome::Skipped(reason.into()),
             counts: ChunkCounts::default(),
             elapsed: started.elapsed(),
@@ -153,7 +182,7 @@ pub async fn process_claimed(
     ingest: &Ingest,
     task: &FileTask,
     lease: &Lease,
-    resume: u64,
+    mut resume: Resume,
     cancel: &Cancel,
 ) -> Result<FileReport, FatalError> {
     let started = Instant::now();
@@ -166,7 +195,7 @@ pub async fn process_claimed(
     }
     let heartbeat = Heartbeat::start(ingest.pool.clone(), lease.clone());
     let mut counts = ChunkCounts::default();
-    let result = stream_file(ingest, task, lease, resume, cancel, &mut counts).await;
+    let result = stream_file(ingest, task, lease, &mut resume, cancel, &mut counts).await;
     let lost = heartbeat.stop();
     let outcome = match result {
         Ok(()) => Outcome::Completed,
@@ -195,10 +224,33 @@ pub async fn process_claimed(
     };
     Ok(FileReport {
         display: task.display.clone(),
+        replaced: resume.replaced && outcome == Outcome::Completed,
         outcome,
         counts,
         elapsed: started.elapsed(),
     })
+}
+
+/// Where a claimed file stands, from its claim.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// Records committed so far: the first source index to read.
+    pub checkpoint: u64,
+    /// The version whose records the checkpoint counts (`ObjectVersion::id`).
+    pub version: Option<String>,
+    /// The object must start over whatever its checkpoint (a new version was found).
+    pub start_over: bool,
+    /// This attempt started the object over because it changed.
+    pub replaced: bool,
+}
+
+impl Resume {
+    pub fn at(checkpoint: u64) -> Self {
+        Self {
+            checkpoint,
+            ..Self::default()
+        }
+    }
 }
 
 /// Set when the process is asked to stop: files stop between chunks and release their lease.
@@ -223,7 +275,7 @@ async fn claim(
     task: &FileTask,
     lease: &Lease,
     force: bool,
-) -> sqlx::Result<Option<(u64, i32)>> {
+) -> sqlx::Result<Option<(Resume, i32)>> {
     jobs::register(&ingest.pool, &task.bucket, &task.key, task.size).await?;
     let mut tx = ingest.pool.begin().await?;
     let Some(claimed) = jobs::claim_one(&mut tx, lease, force, task.size).await? else {
@@ -234,7 +286,13 @@ async fn claim(
         forget_rows(&mut tx, ingest, &task.bucket, &task.key).await?;
     }
     tx.commit().await?;
-    Ok(Some((claimed.checkpoint, claimed.attempts)))
+    let resume = Resume {
+        checkpoint: claimed.checkpoint,
+        version: claimed.version,
+        start_over: claimed.start_over,
+        replaced: false,
+    };
+    Ok(Some((resume, claimed.attempts)))
 }
 
 /// Deletes the rows (PostgreSQL sink) and rejected records an object produced before.
@@ -267,8 +325,9 @@ async fn restart(ingest: &Ingest, lease: &Lease) -> Result<(), FileError> {
         .is_some_and(|p| !p.has_source_columns)
     {
         return Err(FileError::Input(
-            "cannot start the file over for the Parquet sink: an earlier run committed part \
-             of it, and the table has no source_bucket/source_key columns to find those rows"
+            "cannot start the object over (it changed since part of it was committed, or \
+             the Parquet sink needs it whole): the table has no source_bucket/source_key \
+             columns to find the rows committed before"
                 .into(),
         ));
     }
@@ -281,20 +340,88 @@ async fn restart(ingest: &Ingest, lease: &Lease) -> Result<(), FileError> {
     Ok(())
 }
 
-/// Runs the stages for one claimed file and commits its chunks.
+/// Runs the stages for one claimed file and commits its chunks. When the database refuses
+/// a row, the stream starts again at the refused chunk with the suspect record alone in a
+/// chunk (see [`commit::commit_chunks`]); every such round moves the checkpoint on.
 async fn stream_file(
     ingest: &Ingest,
     task: &FileTask,
     lease: &Lease,
-    mut resume: u64,
+    state: &mut Resume,
     cancel: &Cancel,
     counts: &mut ChunkCounts,
 ) -> Result<(), FileError> {
-    let settings = ingest.settings;
+    let mut resume = state.checkpoint;
     if ingest.lake.is_some() && resume > 0 {
         restart(ingest, lease).await?;
         resume = 0;
     }
+    let mut isolate = None;
+    loop {
+        match stream_once(ingest, task, lease, resume, isolate, state, cancel, counts).await {
+            // A file written to a lake is one transaction: it cannot be cut around a row.
+            Err(FileError::RowRefused(refused)) if ingest.lake.is_none() => {
+                let suspect = Some(Isolate(refused.chunk_start + refused.row - 1));
+                if (refused.chunk_start, suspect) == (resume, isolate) {
+                    // The same round again would not move on.
+                    return Err(FileError::RowRefused(refused));
+                }
+                tracing::info!(
+                    file = %task.display,
+                    record = refused.chunk_start + refused.row - 1,
+                    error = %refused.message,
+                    "the database refused a row: reading its chunk again to set it apart"
+                );
+                resume = refused.chunk_start;
+                isolate = suspect;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Pins the attempt to the version it reads: when records of another version were
+/// committed (or discovery marked the object replaced), the object starts over, its rows
+/// and rejects deleted in the same transaction. Returns the checkpoint to resume from.
+async fn pin_version(
+    ingest: &Ingest,
+    lease: &Lease,
+    state: &mut Resume,
+    version: &ObjectVersion,
+    resume: u64,
+) -> Result<u64, FileError> {
+    let id = version.id();
+    let changed = resume > 0 && state.version.as_ref().is_some_and(|old| *old != id);
+    let resume = if changed || state.start_over {
+        if resume > 0 || state.start_over {
+            tracing::info!(file = %lease.key, version = %id, "the object changed: starting it over");
+            restart(ingest, lease).await?;
+            state.replaced = true;
+        }
+        state.start_over = false;
+        0
+    } else {
+        resume
+    };
+    if !jobs::record_version(&ingest.pool, lease, version).await? {
+        return Err(FileError::LeaseLost);
+    }
+    state.version = Some(id);
+    Ok(resume)
+}
+
+/// One stream of the file from `resume` to its end (or first error).
+async fn stream_once(
+    ingest: &Ingest,
+    task: &FileTask,
+    lease: &Lease,
+    mut resume: u64,
+    isolate: Option<Isolate>,
+    state: &mut Resume,
+    cancel: &Cancel,
+    counts: &mut ChunkCounts,
+) -> Result<(), FileError> {
+    let settings = ingest.settings;
     let (mut lake_job, lake_tx) = match &ingest.lake {
         Some(lake) => {
             let (job, tx) = LakeJob::start(Arc::clone(lake), task)?;
@@ -309,18 +436,27 @@ async fn stream_file(
     let (encoded_tx, mut encoded_rx) = mpsc::channel(1);
 
     let limits = Arc::clone(&ingest.limits);
+    let (version_tx, version_rx) = oneshot::channel();
     let reader = tokio::spawn(read_source(
         task.source.clone(),
         compressed.clone(),
         limits,
         bytes_tx,
+        Some(version_tx),
     ));
+    // Each attempt reads one version: records committed from another version are
+    // forgotten first (the object starts over), never continued.
+    if let Ok(version) = version_rx.await {
+        resume = pin_version(ingest, lease, state, &version, resume).await?;
+    }
     let name = SourceName {
         bucket: task.bucket.as_str().into(),
         key: task.key.as_str().into(),
     };
     let decoder = tokio::task::spawn_blocking(move || {
-        decode_stage::run(bytes_rx, decoded_tx, name, resume, settings, compressed)
+        decode_stage::run(
+            bytes_rx, decoded_tx, name, resume, isolate, settings, compressed,
+        )
     });
     let sink = ingest.postgres.clone();
     let transformer = tokio::spawn(transform_stage(
@@ -335,21 +471,31 @@ async fn stream_file(
             &mut encoded_rx,
             counts,
             &mut lake_job,
+            resume,
+            isolate,
         )
         .await?;
         match completion {
             commit::Completion::WithLastChunk => Ok(()),
-            commit::Completion::Pending => {
-                commit::complete(&ingest.pool, lease, lake_job.take()).await
-            }
+            commit::Completion::Pending => commit::complete(ingest, lease, lake_job.take()).await,
         }
     }
     .await;
     // Dropping the receiver stops the stages early on error.
     drop(encoded_rx);
-    let _ = transformer.await;
-    let _ = decoder.await;
-    let _ = reader.await;
+    // A stage that panicked explains why the stream stopped early.
+    let panicked = [
+        joined("transform", transformer.await),
+        joined("decode", decoder.await),
+        joined("read", reader.await),
+    ]
+    .into_iter()
+    .flatten()
+    .next();
+    let result = match (result, panicked) {
+        (Err(_), Some(panic)) => Err(panic),
+        (result, _) => result,
+    };
     match (result, lake_job) {
         // The Parquet writer's own error explains why the pipeline stopped.
         (Err(error), Some(job)) => Err(job.error().await.map_or(error, FileError::Lake)),
@@ -357,18 +503,44 @@ async fn stream_file(
     }
 }
 
-/// Reads the object, decompressed, into `out` in buffers of up to `READ_BUFFER_BYTES`.
+/// The error of a stage task that panicked or was cancelled, if it did.
+fn joined(stage: &str, result: Result<(), tokio::task::JoinError>) -> Option<FileError> {
+    let error = result.err()?;
+    let cause = match error.try_into_panic() {
+        Ok(panic) => panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into()),
+        Err(error) => error.to_string(),
+    };
+    Some(FileError::Stage(format!(
+        "the {stage} stage failed: {cause}"
+    )))
+}
+
+/// Reads the object, decompressed, into `out` in buffers of up to `READ_BUFFER_BYTES`;
+/// the version being read goes to `version` first (dropped when the object cannot be
+/// opened: the error follows on `out`).
 pub(super) async fn read_source(
     source: SourceRef,
     compressed: ByteCounter,
     limits: Arc<Limits>,
     out: mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    version: Option<oneshot::Sender<ObjectVersion>>,
 ) {
     let result: std::io::Result<()> = async {
         if source.is_parquet() {
+            let current = source::version(&source).await?;
+            if let Some(version) = version {
+                let _ = version.send(current);
+            }
             return read_parquet(&source, &compressed, &limits, &out).await;
         }
-        let raw = open(&source).await?;
+        let (raw, current) = open(&source).await?;
+        if let Some(version) = version {
+            let _ = version.send(current);
+        }
         let counter = compressed.clone();
         let mut reader = decompress(Box::new(CountingReader::new(raw, counter))).await?;
         let mut charged = 0;
@@ -377,15 +549,29 @@ pub(super) async fn read_source(
             limits.take_bytes(read - charged).await;
             charged = read;
             let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
+            let (mut fault, mut end) = (None, false);
             while buffer.len() < READ_BUFFER_BYTES {
-                if reader.read_buf(&mut buffer).await? == 0 {
-                    break;
+                match reader.read_buf(&mut buffer).await {
+                    Ok(0) => {
+                        end = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        fault = Some(e);
+                        break;
+                    }
                 }
             }
-            if buffer.is_empty() {
+            // What was decoded before a fault (a truncated gzip, a bad CRC) goes on first:
+            // every complete record in it is kept.
+            if !buffer.is_empty() && out.send(Ok(buffer.freeze())).await.is_err() {
                 return Ok(());
             }
-            if out.send(Ok(buffer.freeze())).await.is_err() {
+            if let Some(e) = fault {
+                return Err(e);
+            }
+            if end {
                 return Ok(());
             }
         }
@@ -403,16 +589,22 @@ async fn transform_stage(
     sink: Option<SinkPlan>,
     lake: Option<mpsc::Sender<RecordBatch>>,
     mut input: mpsc::Receiver<Decoded>,
-    out: mpsc::Sender<Result<EncodedPiece, FileError>>,
+    out: mpsc::Sender<Result<Encoded, FileError>>,
 ) {
-    while let Some(decoded) = input.recv().await {
-        let result = match decoded {
-            Decoded::Piece(piece) => {
-                encode_piece(&mut transform, sink.as_ref(), lake.as_ref(), piece).await
+    loop {
+        let result = match input.recv().await {
+            Some(Decoded::Piece(piece)) => {
+                encode_piece(&mut transform, sink.as_ref(), lake.as_ref(), piece)
+                    .await
+                    .map(Encoded::Piece)
             }
-            Decoded::Fault(cause) => Err(FileError::Input(cause)),
+            Some(Decoded::Fault(cause)) => Err(FileError::Input(cause)),
+            Some(Decoded::End) => Ok(Encoded::End),
+            None => Err(FileError::Stage(
+                "the decode stage stopped before the end of the file".into(),
+            )),
         };
-        let stop = result.is_err();
+        let stop = !matches!(result, Ok(Encoded::Piece(_)));
         if out.send(result).await.is_err() || stop {
             return;
         }
@@ -429,6 +621,7 @@ async fn encode_piece(
     // COPY rows are about twice the JSON they come from (raw_data plus the columns taken
     // from it): reserve once instead of growing by doubling on the hot path.
     let json_bytes = piece.batch.as_ref().map_or(0, raw_json_bytes);
+    let lone = piece.batch.as_ref().and_then(lone_record);
     let batches = match piece.batch {
         Some(batch) => transform.run(vec![batch]).await?,
         None => Vec::new(),
@@ -458,6 +651,22 @@ async fn encode_piece(
         rejects: piece.rejects,
         next_checkpoint: piece.next_checkpoint,
         end_of_chunk: piece.end_of_chunk,
+        lone,
+    })
+}
+
+/// The record of a RAW batch of one record.
+fn lone_record(batch: &RecordBatch) -> Option<Lone> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+    if batch.num_rows() != 1 {
+        return None;
+    }
+    let raw = batch.column_by_name(crate::decode::raw::RAW)?;
+    let index = batch.column_by_name("_source_index")?;
+    Some(Lone {
+        index: index.as_primitive_opt::<Int64Type>()?.value(0) as u64,
+        raw: raw.as_string_opt::<i32>()?.value(0).to_string(),
     })
 }
 

@@ -19,11 +19,12 @@ mod decode_stage;
 mod file;
 mod lake_stage;
 mod preview;
+mod reject_spool;
 
 use std::time::Duration;
 
 pub use file::{
-    Cancel, FatalError, FileError, FileReport, FileTask, Ingest, Outcome, ingest_file,
+    Cancel, FatalError, FileError, FileReport, FileTask, Ingest, Outcome, Resume, ingest_file,
     process_claimed,
 };
 pub use preview::{Preview, preview};
@@ -77,6 +78,8 @@ pub struct Summary {
     pub records_ingested: u64,
     pub records_rejected: u64,
     pub records_filtered: u64,
+    /// Objects ingested again as a new version, their old rows replaced.
+    pub files_replaced: u64,
 }
 
 impl Summary {
@@ -85,6 +88,9 @@ impl Summary {
             Outcome::Completed => self.files_completed += 1,
             Outcome::Failed(_) => self.files_failed += 1,
             Outcome::Skipped(_) | Outcome::LeaseLost => self.files_skipped += 1,
+        }
+        if report.replaced {
+            self.files_replaced += 1;
         }
         self.add_counts(report.counts);
     }
@@ -99,6 +105,7 @@ impl Summary {
         self.files_completed += other.files_completed;
         self.files_failed += other.files_failed;
         self.files_skipped += other.files_skipped;
+        self.files_replaced += other.files_replaced;
         self.records_ingested += other.records_ingested;
         self.records_rejected += other.records_rejected;
         self.records_filtered += other.records_filtered;

@@ -39,9 +39,15 @@ pub async fn preview(
     let (bytes_tx, bytes_rx) = mpsc::channel(4);
     let (decoded_tx, mut decoded_rx) = mpsc::channel(1);
     let limits = std::sync::Arc::new(crate::limit::Limits::default());
-    let reader = tokio::spawn(read_source(source, compressed.clone(), limits, bytes_tx));
+    let reader = tokio::spawn(read_source(
+        source,
+        compressed.clone(),
+        limits,
+        bytes_tx,
+        None,
+    ));
     let decoder = tokio::task::spawn_blocking(move || {
-        decode_stage::run(bytes_rx, decoded_tx, name, 0, settings, compressed)
+        decode_stage::run(bytes_rx, decoded_tx, name, 0, None, settings, compressed)
     });
     let mut preview = Preview {
         batches: Vec::new(),
@@ -52,9 +58,11 @@ pub async fn preview(
     let mut rows = 0;
     while rows < limit {
         let Some(decoded) = decoded_rx.recv().await else {
+            preview.fault = Some("the decode stage stopped before the end of the file".into());
             break;
         };
         match decoded {
+            Decoded::End => break,
             Decoded::Piece(piece) => {
                 preview.rejects.extend(piece.rejects);
                 let Some(batch) = piece.batch else { continue };

@@ -9,6 +9,7 @@ use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, path::Path as 
 use tokio_util::io::StreamReader;
 
 use super::input::BoxRead;
+use super::version::ObjectVersion;
 
 /// Where one file's bytes are.
 #[derive(Debug, Clone)]
@@ -32,24 +33,39 @@ impl SourceRef {
     }
 }
 
-/// Opens `source` for streaming reads.
-pub async fn open(source: &SourceRef) -> std::io::Result<BoxRead> {
+/// Opens `source` for streaming reads; also returns the version being read.
+pub async fn open(source: &SourceRef) -> std::io::Result<(BoxRead, ObjectVersion)> {
     match source {
         SourceRef::Local(path) => {
             let file = tokio::fs::File::open(path).await?;
-            Ok(Box::new(file))
+            let version = ObjectVersion::of_file(&file.metadata().await?);
+            Ok((Box::new(file), version))
         }
         SourceRef::Object { store, path } => {
             let result = store.get(path).await.map_err(std::io::Error::other)?;
+            let version = ObjectVersion::of_meta(&result.meta);
             match result.payload {
                 // object_store's stream over a local file reads 8 KiB at a time: read the
                 // file directly instead.
-                GetResultPayload::File(file, _) => Ok(Box::new(tokio::fs::File::from_std(file))),
+                GetResultPayload::File(file, _) => {
+                    Ok((Box::new(tokio::fs::File::from_std(file)), version))
+                }
                 GetResultPayload::Stream(stream) => {
                     let stream = stream.map_err(std::io::Error::other);
-                    Ok(Box::new(StreamReader::new(stream)))
+                    Ok((Box::new(StreamReader::new(stream)), version))
                 }
             }
+        }
+    }
+}
+
+/// The current version of `source`, without reading it (Parquet input reads by ranges).
+pub async fn version(source: &SourceRef) -> std::io::Result<ObjectVersion> {
+    match source {
+        SourceRef::Local(path) => Ok(ObjectVersion::of_file(&tokio::fs::metadata(path).await?)),
+        SourceRef::Object { store, path } => {
+            let meta = store.head(path).await.map_err(std::io::Error::other)?;
+            Ok(ObjectVersion::of_meta(&meta))
         }
     }
 }

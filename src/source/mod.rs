@@ -7,8 +7,10 @@ mod input;
 pub mod local;
 mod location;
 mod parquet;
+mod version;
 
 pub use counting::{ByteCounter, CountingReader};
 pub use input::{BoxRead, READ_BUFFER_BYTES, decompress};
-pub use location::{SourceRef, open};
+pub use location::{SourceRef, open, version};
 pub use parquet::{RAW_COLUMNS, is_parquet, read_parquet};
+pub use version::ObjectVersion;

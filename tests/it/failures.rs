@@ -187,3 +187,155 @@ async fn values_jsonb_cannot_store_are_rejected_not_fatal(pool: PgPool) {
     assert!(errors[0].contains("numeric"), "{}", errors[0]);
     assert!(errors[1].contains("\\u0000"), "{}", errors[1]);
 }
+
+/// NDJSON lines a gzip decoder yields from `bytes` before its fault: the complete records
+/// `zcat` would show.
+fn lines_before_fault(bytes: &[u8]) -> usize {
+    use std::io::Read;
+    let mut decoder = flate2::read::MultiGzDecoder::new(bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match decoder.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    out.iter().filter(|b| **b == b'\n').count()
+}
+
+fn ndjson(n: usize) -> Vec<u8> {
+    records(n)
+        .iter()
+        .map(|r| format!("{r}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Issue 14 item 3: a gzip cut short keeps every complete record decoded before the fault,
+/// for a small file (all of it in the first read) and a large one.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn truncated_gzip_keeps_every_record_decoded_before_the_fault(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = Vec::new();
+    for (name, n) in [("small.ndjson.gz", 40), ("large.ndjson.gz", 10_000)] {
+        let full = util::gzip(&ndjson(n));
+        let cut = &full[..full.len() / 2];
+        let lines = lines_before_fault(cut);
+        assert!(
+            lines > 0 && lines < n,
+            "{name}: {lines} lines before the cut"
+        );
+        util::write_file(dir.path(), name, cut);
+        expected.push((name, lines as i64));
+    }
+    let run = util::ingest(&pool, dir.path(), &[]).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.count("files_failed"), 2);
+    for (name, lines) in expected {
+        let (kept, distinct): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(DISTINCT source_index) FROM logs WHERE source_key LIKE '%/' || $1",
+        )
+        .bind(name)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        // The decoded text may end with a complete record whose newline was cut off.
+        assert!(
+            kept == lines || kept == lines + 1,
+            "{name}: {kept} records kept, {lines} complete lines decoded before the fault"
+        );
+        assert_eq!(distinct, kept);
+    }
+}
+
+/// Issue 14 item 3: a gzip whose CRC is wrong keeps every record (all were decoded), and
+/// ends FAILED naming the cause.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn gzip_with_a_bad_crc_keeps_every_record_and_fails(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = util::gzip(&util::json_array(&records(23)));
+    let crc = bytes.len() - 8;
+    bytes[crc] ^= 0xff;
+    let path = util::write_file(dir.path(), "crc.json.gz", &bytes);
+    let run = util::ingest(&pool, &path, &[]).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let (status, error) = metadata_error(&pool, &util::key_of(&path)).await;
+    assert_eq!(status, "FAILED");
+    assert!(!error.is_empty(), "the cause is stored");
+    assert_eq!(util::count(&pool, "SELECT count(*) FROM logs").await, 23);
+}
+
+/// Issue 14 item 8: rows the database refuses (a CHECK constraint, a trigger) go to
+/// `rejected_records` with the database's message and their source index; the file goes
+/// on and completes, every other record once.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn rows_the_database_refuses_are_rejected_and_the_file_goes_on(pool: PgPool) {
+    sqlx::raw_sql(
+        "ALTER TABLE logs ADD CONSTRAINT no_forbidden CHECK (message IS DISTINCT FROM 'forbidden');
+         CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.message = 'poison' THEN RAISE EXCEPTION 'poison is not allowed here'; END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_poison BEFORE INSERT ON logs
+             FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let bad = [
+        (0, "forbidden"),
+        (2089, "forbidden"),
+        (2090, "poison"),
+        (4999, "poison"),
+    ];
+    let records: Vec<Value> = (0..5000)
+        .map(|i| {
+            let message = bad
+                .iter()
+                .find(|(at, _)| *at == i)
+                .map_or_else(|| format!("record {i}"), |(_, m)| m.to_string());
+            json!({"i": i, "message": message})
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = util::write_file(dir.path(), "refused.json", &util::json_array(&records));
+    let run = util::ingest(&pool, &path, &["--chunk-records", "1000"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        (run.count("records_ingested"), run.count("records_rejected")),
+        (4996, 4)
+    );
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT source_index) FROM logs")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((rows, distinct), (4996, 4996));
+    let rejected: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT source_index, raw, error FROM rejected_records ORDER BY source_index",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let indices: Vec<i64> = rejected.iter().map(|r| r.0).collect();
+    assert_eq!(indices, vec![0, 2089, 2090, 4999]);
+    assert!(rejected[1].1.contains("forbidden"), "{}", rejected[1].1);
+    assert!(rejected[1].2.contains("no_forbidden"), "{}", rejected[1].2);
+    assert!(
+        rejected[2].2.contains("poison is not allowed"),
+        "{}",
+        rejected[2].2
+    );
+    assert!(
+        rejected.iter().all(|r| !r.2.contains("line")),
+        "never PostgreSQL's own line numbers: {rejected:?}"
+    );
+    let (status, checkpoint): (String, i64) =
+        sqlx::query_as("SELECT status, checkpoint FROM processed_files")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), checkpoint), ("COMPLETED", 5000));
+}

@@ -13,7 +13,10 @@ async fn a_stalled_worker_cannot_commit_after_a_takeover(pool: PgPool) {
         etag: None,
         last_modified: chrono::Utc::now(),
     }];
-    assert_eq!(jobs::discover(&pool, "b", &page).await.unwrap(), 1);
+    assert_eq!(
+        jobs::discover(&pool, "b", &page, true).await.unwrap().new,
+        1
+    );
     let rules = ClaimRules {
         lease_secs: 60.0,
         max_attempts: 5,
@@ -69,8 +72,8 @@ async fn a_stalled_worker_cannot_commit_after_a_takeover(pool: PgPool) {
     );
     tx.rollback().await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    assert!(!jobs::complete(&mut conn, &stalled).await.unwrap());
+    assert!(!jobs::complete(&mut conn, &stalled, &[]).await.unwrap());
     assert!(!jobs::renew(&pool, &stalled).await.unwrap());
     let owner = lease(second.token, second.attempts);
-    assert!(jobs::complete(&mut conn, &owner).await.unwrap());
+    assert!(jobs::complete(&mut conn, &owner, &[]).await.unwrap());
 }

@@ -14,3 +14,4 @@ mod run;
 mod s3;
 mod transform;
 mod util;
+mod versions;
