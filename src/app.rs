@@ -15,7 +15,28 @@ use crate::progress::{FileCounts, ProgressMode, Reporter};
 use crate::sample::{SampleConfig, SampleLayout, write_sample_dir};
 use crate::source::SourceRef;
 use crate::source::local::{default_include, expand_paths, include_set};
+use crate::text::printable;
 use crate::transform::{TransformSql, pretty};
+
+/// Writes a line to stdout. A reader that closed the pipe early (`ingestor jobs list |
+/// head -1`) is not an error: the process ends quietly with status 0, as ripgrep does.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::app::stdout_failed(e);
+        }
+    }};
+}
+
+/// Ends the process after a failed write to stdout: quietly (0) when the reader went away.
+pub fn stdout_failed(error: std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to standard output: {error}");
+    std::process::exit(1);
+}
 
 /// `processed_files.bucket` of files ingested by `ingest-file`.
 pub const LOCAL_BUCKET: &str = "local";
@@ -25,7 +46,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Migrate => {
             config::connect(cli.database_url.as_deref(), 2).await?;
-            println!("migrations applied");
+            out!("migrations applied");
             Ok(0)
         }
         Command::IngestFile(args) => ingest_files(cli.database_url.as_deref(), args).await,
@@ -111,9 +132,20 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
     let reporter = Reporter::start(progress_mode(&args.pipeline), Arc::clone(&runner.files));
     let result = passes(&runner, &args, &cancel).await;
     reporter.finish();
-    let total = result?;
+    let (total, interrupted) = result?;
     print_summary(&total, args.pipeline.json);
-    Ok(total.exit_code())
+    if interrupted {
+        // A signal stopped a pass: say what it left (released files are PENDING again).
+        let left = crate::jobs::remaining(
+            &runner.ingest.pool,
+            &runner.bucket,
+            &runner.prefix,
+            args.max_attempts,
+        )
+        .await?;
+        cancel.left(left);
+    }
+    Ok(exit_code(&total, &cancel))
 }
 
 fn progress_mode(args: &crate::cli::PipelineArgs) -> ProgressMode {
@@ -162,9 +194,14 @@ async fn dry_run(runner: &crate::runner::Runner) -> anyhow::Result<i32> {
     let mut bytes = 0;
     for object in &planned {
         bytes += object.size;
-        println!("{}\t{}\t{}", object.why, object.size, object.key);
+        out!(
+            "{}\t{}\t{}",
+            object.why,
+            object.size,
+            printable(&object.key)
+        );
     }
-    println!(
+    out!(
         "{} object(s), {} bytes would be ingested (dry run: nothing written)",
         planned.len(),
         bytes
@@ -172,16 +209,21 @@ async fn dry_run(runner: &crate::runner::Runner) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Runs passes until done (one, or until a signal with `--follow`). Returns the totals and
+/// whether a signal stopped a pass in its middle (not between passes).
 async fn passes(
     runner: &crate::runner::Runner,
     args: &RunArgs,
     cancel: &pipeline::Cancel,
-) -> anyhow::Result<Summary> {
+) -> anyhow::Result<(Summary, bool)> {
     let mut total = Summary::default();
     loop {
         let summary = runner.pass().await?;
         total.merge(&summary);
-        if !args.follow || cancel.is_cancelled() {
+        if cancel.is_cancelled() {
+            return Ok((total, true));
+        }
+        if !args.follow {
             break;
         }
         tracing::info!(
@@ -199,7 +241,7 @@ async fn passes(
             break;
         }
     }
-    Ok(total)
+    Ok((total, false))
 }
 
 /// SIGINT / SIGTERM: stop claiming, stop files between chunks and release their leases.
@@ -213,12 +255,12 @@ fn spawn_signal_handler(cancel: pipeline::Cancel) {
                     return;
                 }
             };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        let signal = tokio::select! {
+            _ = tokio::signal::ctrl_c() => 2,
+            _ = term.recv() => 15,
+        };
         tracing::warn!("stopping: finishing the current chunks and releasing leases");
-        cancel.cancel();
+        cancel.cancel_by(signal);
     });
 }
 
@@ -235,17 +277,17 @@ async fn jobs_command(database_url: Option<&str>, command: JobsCommand) -> anyho
                 crate::jobs::list(&pool, bucket.as_deref(), status.as_deref(), limit).await?;
             for row in &rows {
                 if json {
-                    println!("{}", serde_json::to_string(row)?);
+                    out!("{}", serde_json::to_string(row)?);
                 } else {
-                    println!(
+                    out!(
                         "{}\t{}\t{}\tattempts={}\trecords={}\trejected={}\t{}",
                         row.status,
-                        row.bucket,
-                        row.s3_key,
+                        printable(&row.bucket),
+                        printable(&row.s3_key),
                         row.attempts,
                         row.records_ingested,
                         row.records_rejected,
-                        row.error.as_deref().unwrap_or("")
+                        printable(row.error.as_deref().unwrap_or(""))
                     );
                 }
             }
@@ -253,23 +295,29 @@ async fn jobs_command(database_url: Option<&str>, command: JobsCommand) -> anyho
         JobsCommand::Stats { bucket, json } => {
             let stats = crate::jobs::stats(&pool, bucket.as_deref()).await?;
             if json {
-                println!("{}", serde_json::to_string(&stats)?);
+                out!("{}", serde_json::to_string(&stats)?);
             } else {
                 for (status, count) in &stats.counts {
-                    println!("{status}\t{count}");
+                    out!("{status}\t{count}");
                 }
                 match &stats.oldest_pending {
                     Some((bucket, key, since)) => {
-                        println!("oldest pending: {bucket}/{key} since {since}")
+                        out!(
+                            "oldest pending: {}/{} since {since}",
+                            printable(bucket),
+                            printable(key)
+                        )
                     }
-                    None => println!("oldest pending: none"),
+                    None => out!("oldest pending: none"),
                 }
                 match &stats.last_failure {
-                    Some((bucket, key, at, error)) => println!(
-                        "last failure: {bucket}/{key} at {at}: {}",
-                        error.as_deref().unwrap_or("")
+                    Some((bucket, key, at, error)) => out!(
+                        "last failure: {}/{} at {at}: {}",
+                        printable(bucket),
+                        printable(key),
+                        printable(error.as_deref().unwrap_or(""))
                     ),
-                    None => println!("last failure: none"),
+                    None => out!("last failure: none"),
                 }
             }
         }
@@ -280,7 +328,7 @@ async fn jobs_command(database_url: Option<&str>, command: JobsCommand) -> anyho
         } => {
             let keys = (!failed).then_some(keys.as_slice());
             let count = crate::jobs::retry(&pool, bucket.as_deref(), keys).await?;
-            println!("{count} job(s) back to PENDING");
+            out!("{count} job(s) back to PENDING");
         }
     }
     Ok(0)
@@ -337,11 +385,40 @@ async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyho
         .total
         .store(tasks.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let reporter = Reporter::start(progress_mode(&args.pipeline), Arc::clone(&files));
-    let summary = run_tasks(Arc::new(ingest), tasks, args.force, concurrency, &files).await;
+    let cancel = pipeline::Cancel::default();
+    spawn_signal_handler(cancel.clone());
+    let options = pipeline::FileOptions {
+        force: args.force,
+        wait: !args.no_wait,
+    };
+    let summary = run_tasks_until(
+        Arc::new(ingest),
+        tasks,
+        options,
+        concurrency,
+        &files,
+        &cancel,
+    )
+    .await;
     reporter.finish();
     let summary = summary?;
     print_summary(&summary, args.pipeline.json);
-    Ok(summary.exit_code())
+    Ok(exit_code(&summary, &cancel))
+}
+
+/// The exit status: 130 / 143 when SIGINT / SIGTERM left files undone (said on stderr),
+/// else the summary's.
+fn exit_code(summary: &Summary, cancel: &pipeline::Cancel) -> i32 {
+    match cancel.exit_code() {
+        Some(code) if cancel.files_left() > 0 => {
+            tracing::warn!(
+                files_left = cancel.files_left(),
+                "stopped by a signal: files were left undone (released, their checkpoints kept, or not started); run again to finish them"
+            );
+            code
+        }
+        _ => summary.exit_code(),
+    }
 }
 
 /// Ingests `tasks`, `concurrency` at a time, logging one line per file.
@@ -352,11 +429,27 @@ pub async fn run_tasks(
     concurrency: usize,
     files: &FileCounts,
 ) -> anyhow::Result<Summary> {
+    let options = pipeline::FileOptions { force, wait: true };
+    let cancel = pipeline::Cancel::default();
+    run_tasks_until(ingest, tasks, options, concurrency, files, &cancel).await
+}
+
+/// [`run_tasks`] with options; when `cancel` is set, files stop between chunks and the
+/// rest are not started.
+pub async fn run_tasks_until(
+    ingest: Arc<Ingest>,
+    tasks: Vec<FileTask>,
+    options: pipeline::FileOptions,
+    concurrency: usize,
+    files: &FileCounts,
+    cancel: &pipeline::Cancel,
+) -> anyhow::Result<Summary> {
     let mut summary = Summary::default();
     let mut results = futures::stream::iter(tasks)
         .map(|task| {
             let ingest = Arc::clone(&ingest);
-            async move { pipeline::ingest_file(&ingest, task, force).await }
+            let cancel = cancel.clone();
+            async move { pipeline::ingest_file_with(&ingest, task, options, &cancel).await }
         })
         .buffer_unordered(concurrency.max(1));
     while let Some(result) = results.next().await {
@@ -376,6 +469,7 @@ pub(crate) fn record_report(report: &FileReport) {
         Outcome::Failed(_) => add(&METRICS.files_failed, 1),
         Outcome::Skipped(_) => add(&METRICS.files_skipped, 1),
         Outcome::LeaseLost => add(&METRICS.files_lease_lost, 1),
+        Outcome::Busy(_) => add(&METRICS.files_skipped, 1),
     }
     if report.replaced {
         add(&METRICS.files_replaced, 1);
@@ -390,6 +484,7 @@ pub(crate) fn record_report(report: &FileReport) {
             tracing::error!(file = %report.display, records = c.ingested, rejected = c.rejected, duration_ms = ms, %error, "FAILED")
         }
         Outcome::Skipped(reason) => tracing::info!(file = %report.display, %reason, "skipped"),
+        Outcome::Busy(reason) => tracing::warn!(file = %report.display, %reason, "busy"),
         Outcome::LeaseLost => {
             tracing::warn!(file = %report.display, records = c.ingested, "lease lost: another worker took the file over")
         }
@@ -398,12 +493,12 @@ pub(crate) fn record_report(report: &FileReport) {
 
 fn print_summary(summary: &Summary, json: bool) {
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string(summary).expect("summary serializes")
         );
     } else {
-        println!(
+        out!(
             "files: {} completed, {} failed, {} skipped; records: {} ingested, {} rejected, {} filtered",
             summary.files_completed,
             summary.files_failed,
@@ -450,17 +545,22 @@ async fn preview(args: PreviewArgs) -> anyhow::Result<i32> {
         .await
         .with_context(|| format!("{}: preview failed", args.source))?;
     if args.explain {
-        println!("{}", shown.plan);
+        out!("{}", shown.plan);
     }
-    println!("{}", pretty(&shown.batches)?);
+    // Record values may hold control characters: each line is shown escaped.
+    for line in pretty(&shown.batches)?.lines() {
+        out!("{}", printable(line));
+    }
     for reject in &shown.rejects {
-        println!(
+        out!(
             "rejected record {} (byte {}): {}",
-            reject.index, reject.offset, reject.error
+            reject.index,
+            reject.offset,
+            printable(&reject.error)
         );
     }
     if let Some(fault) = &shown.fault {
-        println!("the file cannot be read to its end: {fault}");
+        out!("the file cannot be read to its end: {}", printable(fault));
     }
     Ok(0)
 }
@@ -480,7 +580,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<i32> {
     };
     let stats = write_sample_dir(&config, &args.out, args.files)
         .with_context(|| format!("cannot write samples into {}", args.out.display()))?;
-    println!(
+    out!(
         "wrote {} files, {} records, {} bytes of JSON ({} bytes on disk) into {}",
         args.files,
         stats.records,

@@ -63,10 +63,12 @@ pub struct RunArgs {
 
     /// Keys to take (glob on the key or the file name; repeatable). Default: *.json, *.json.gz,
     /// *.jsonl[.gz], *.ndjson[.gz], *.log[.gz].
-    #[arg(long = "include", env = "INGESTOR_INCLUDE", value_delimiter = ',')]
+    #[arg(long = "include", env = "INGESTOR_INCLUDE", value_delimiter = ',', value_parser = parse_glob)]
     pub include: Vec<String>,
 
-    /// List the whole prefix (every pass does: discovery never skips an unseen key).
+    /// Does nothing yet, accepted for scripts: every pass lists the whole prefix anyway
+    /// (discovery never skips an unseen key). It will force a full listing once incremental
+    /// listing exists.
     #[arg(long, env = "INGESTOR_FULL_SCAN")]
     pub full_scan: bool,
 
@@ -91,7 +93,7 @@ pub struct RunArgs {
     pub on_change: crate::runner::OnChange,
 
     /// Seconds between passes with --follow.
-    #[arg(long, env = "INGESTOR_INTERVAL", default_value_t = 30.0)]
+    #[arg(long, env = "INGESTOR_INTERVAL", default_value_t = 30.0, value_parser = seconds(0.1, 86_400.0))]
     pub interval: f64,
 
     /// Attempts before a failing file stays FAILED (until `jobs retry`).
@@ -99,7 +101,7 @@ pub struct RunArgs {
     pub max_attempts: i32,
 
     /// First retry delay in seconds; doubles per attempt (jittered), capped at one hour.
-    #[arg(long, env = "INGESTOR_RETRY_BASE_SECS", default_value_t = 30.0)]
+    #[arg(long, env = "INGESTOR_RETRY_BASE_SECS", default_value_t = 30.0, value_parser = seconds(0.0, 86_400.0))]
     pub retry_base_secs: f64,
 
     #[command(flatten)]
@@ -135,7 +137,9 @@ pub enum JobsCommand {
         /// Every FAILED job (of --bucket if given).
         #[arg(long, conflicts_with = "keys", required_unless_present = "keys")]
         failed: bool,
-        /// Keys of the jobs to retry.
+        /// Keys of the jobs to retry (of --bucket, which they require: the same key may
+        /// exist in several buckets).
+        #[arg(requires = "bucket")]
         keys: Vec<String>,
     },
 }
@@ -185,7 +189,7 @@ pub struct PipelineArgs {
     pub batch_records: u32,
 
     /// Seconds a claim on a file stays valid without a heartbeat.
-    #[arg(long, env = "INGESTOR_LEASE_SECS", default_value_t = 60.0)]
+    #[arg(long, env = "INGESTOR_LEASE_SECS", default_value_t = 60.0, value_parser = seconds(1.0, 86_400.0))]
     pub lease_secs: f64,
 
     /// Print the summary as one JSON object on the last line of stdout.
@@ -197,15 +201,15 @@ pub struct PipelineArgs {
     pub quiet: bool,
 
     /// Seconds between status lines when there is no progress bar.
-    #[arg(long, env = "INGESTOR_PROGRESS_INTERVAL", default_value_t = 10.0)]
+    #[arg(long, env = "INGESTOR_PROGRESS_INTERVAL", default_value_t = 10.0, value_parser = seconds(0.1, 86_400.0))]
     pub progress_interval: f64,
 
     /// Limit across the process: records written per second.
-    #[arg(long, env = "INGESTOR_MAX_RECORDS_PER_SEC")]
+    #[arg(long, env = "INGESTOR_MAX_RECORDS_PER_SEC", value_parser = rate)]
     pub max_records_per_sec: Option<f64>,
 
     /// Limit across the process: bytes read from sources per second (as stored).
-    #[arg(long, env = "INGESTOR_MAX_BYTES_PER_SEC")]
+    #[arg(long, env = "INGESTOR_MAX_BYTES_PER_SEC", value_parser = rate)]
     pub max_bytes_per_sec: Option<f64>,
 
     /// Serve Prometheus metrics on HOST:PORT (path /metrics).
@@ -218,6 +222,12 @@ pub struct IngestFileArgs {
     /// Ingest files again even when COMPLETED, replacing the rows they produced before.
     #[arg(long, env = "INGESTOR_FORCE")]
     pub force: bool,
+
+    /// Do not wait for a file another worker holds: report it as busy (`files_busy`,
+    /// exit status 3). By default such a file is waited for until that worker finishes or
+    /// its lease expires, then ingested.
+    #[arg(long, env = "INGESTOR_NO_WAIT")]
+    pub no_wait: bool,
 
     #[command(flatten)]
     pub pipeline: PipelineArgs,
@@ -277,6 +287,39 @@ pub enum SinkArg {
     Postgres,
     /// A Parquet lake at this URL.
     Parquet(String),
+}
+
+/// An include glob, checked when parsed (a bad one is a usage error).
+fn parse_glob(value: &str) -> Result<String, String> {
+    globset::Glob::new(value)
+        .map(|_| value.to_string())
+        .map_err(|e| format!("`{value}` is not a valid glob: {e}"))
+}
+
+/// Seconds as a decimal number within `min..=max`.
+fn seconds(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
+    move |value: &str| {
+        let secs: f64 = value
+            .parse()
+            .map_err(|_| format!("`{value}` is not a number of seconds"))?;
+        if !(min..=max).contains(&secs) {
+            return Err(format!("{value} is out of range: {min} to {max} seconds"));
+        }
+        Ok(secs)
+    }
+}
+
+/// A rate per second: a positive number up to 10^12 (leave the flag out for no limit).
+fn rate(value: &str) -> Result<f64, String> {
+    let per_sec: f64 = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number"))?;
+    if !(per_sec > 0.0 && per_sec <= 1e12) {
+        return Err(format!(
+            "{value} is out of range: a rate above 0 and at most 10^12 per second (leave the flag out for no limit)"
+        ));
+    }
+    Ok(per_sec)
 }
 
 fn parse_sink(value: &str) -> Result<SinkArg, String> {

@@ -44,16 +44,37 @@ pub async fn connect(database_url: Option<&str>, max_connections: u32) -> anyhow
     Ok(pool)
 }
 
-/// The URL with any password replaced, for messages.
+/// The URL with any password replaced, for messages: in the user information
+/// (`user:secret@host`) and in query parameters (`?password=secret`, `sslpassword=`).
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
     };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) if userinfo.contains(':') => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => base.to_string(),
+        },
+        None => base.to_string(),
     };
-    let user = userinfo.split(':').next().unwrap_or_default();
-    format!("{scheme}://{user}:***@{host}")
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                    format!("{key}=***")
+                }
+                _ => param.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 /// Resolves the transform and the target table, checking one against the other before any
@@ -144,6 +165,7 @@ pub fn s3_store(bucket: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
             .with_endpoint(endpoint)
             .with_virtual_hosted_style_request(false);
     }
+    check_credentials()?;
     if let Ok(key) = std::env::var("AWS_ACCESS_KEY_ID") {
         builder = builder.with_access_key_id(key);
     }
@@ -158,6 +180,33 @@ pub fn s3_store(bucket: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
     })?))
 }
 
+/// Fails early, saying so, when no AWS credentials can be found: no keys in the
+/// environment, no web identity or container credentials, and the instance metadata
+/// service turned off (`AWS_EC2_METADATA_DISABLED=true`). Otherwise the first request
+/// would fail with an unrelated-looking error from the metadata address.
+fn check_credentials() -> anyhow::Result<()> {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty());
+    let keys = set("AWS_ACCESS_KEY_ID");
+    if keys && !set("AWS_SECRET_ACCESS_KEY") {
+        bail!("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set both");
+    }
+    let other_sources = [
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ];
+    let metadata_disabled =
+        std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if !keys && !other_sources.iter().any(|name| set(name)) && metadata_disabled {
+        bail!(
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and \
+             AWS_SESSION_TOKEN for temporary ones), or AWS_WEB_IDENTITY_TOKEN_FILE, or allow \
+             the instance metadata service (AWS_EC2_METADATA_DISABLED is true)"
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +218,13 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=disable&password=secret&PassWord=x"),
+            "postgres://u@h/db?sslmode=disable&password=***&PassWord=***"
+        );
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db?password=secret"),
+            "postgres://u:***@h/db?password=***"
+        );
     }
 }

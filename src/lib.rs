@@ -20,4 +20,5 @@ pub mod runner;
 pub mod sample;
 pub mod sink;
 pub mod source;
+pub mod text;
 pub mod transform;

@@ -8,15 +8,35 @@ use ingestor::cli::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // PostgreSQL's notices (`relation "_sqlx_migrations" already exists, skipping` on every
+    // start) are noise at the default level; RUST_LOG=sqlx::postgres::notice=info shows them.
+    let mut directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    if !directives.contains("sqlx::postgres::notice") {
+        directives.push_str(",sqlx::postgres::notice=warn");
+    }
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(ingestor::progress::LogWriter::default)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        // No colours: the writer escapes every control character of a line.
+        .with_ansi(false);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// The error's context chain, each cause once: object_store and S3 errors repeat their
+/// source's text (an S3 error body appeared four times).
+fn message(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(text.trim())) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
 }
 
 fn main() -> ExitCode {
@@ -32,7 +52,7 @@ fn main() -> ExitCode {
     match runtime.block_on(ingestor::app::run(cli)) {
         Ok(code) => ExitCode::from(code as u8),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", ingestor::text::printable(&message(&error)));
             ExitCode::from(1)
         }
     }

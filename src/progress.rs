@@ -50,9 +50,21 @@ fn snapshot() -> (u64, u64) {
     )
 }
 
-fn eta(done: u64, total: u64, elapsed: Duration) -> String {
-    if done == 0 || total <= done {
+/// The estimated time left from the files done so far, or `unknown` when there is nothing
+/// to estimate from: no file done yet, or none done for `stalled` (an estimate that only
+/// grows while nothing moves says nothing).
+fn eta(
+    done: u64,
+    total: u64,
+    elapsed: Duration,
+    since_last_done: Duration,
+    stalled: Duration,
+) -> String {
+    if total <= done {
         return "-".into();
+    }
+    if done == 0 || since_last_done > stalled {
+        return "unknown".into();
     }
     let left = elapsed.mul_f64((total - done) as f64 / done as f64);
     format!("{}s", left.as_secs())
@@ -79,7 +91,10 @@ impl Reporter {
             ProgressMode::Bar => Duration::from_millis(250),
             ProgressMode::Lines(interval) => interval,
         };
+        // No file done for this long: the estimate is unknown.
+        let stalled = (every * 3).max(Duration::from_secs(30));
         let task = tokio::spawn(async move {
+            let (mut last_done, mut last_change) = (0, Instant::now());
             loop {
                 tokio::time::sleep(every).await;
                 let elapsed = started.elapsed();
@@ -90,7 +105,10 @@ impl Reporter {
                 let done = files.done.load(Ordering::Relaxed);
                 let records_rate = records as f64 / secs;
                 let mb_rate = bytes as f64 / secs / 1e6;
-                let eta = eta(done, total, elapsed);
+                if done != last_done {
+                    (last_done, last_change) = (done, Instant::now());
+                }
+                let eta = eta(done, total, elapsed, last_change.elapsed(), stalled);
                 match &shown {
                     Some(bar) => {
                         bar.set_length(total);
@@ -149,13 +167,31 @@ impl std::io::Write for LogWriter {
 
 impl Drop for LogWriter {
     fn drop(&mut self) {
+        // Field values come from outside (keys, file names, errors): no raw control
+        // characters reach the terminal.
+        let line = crate::text::printable_line(&self.line);
         let write = || {
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), &self.line);
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), &line);
         };
         let bar = ACTIVE_BAR.lock().ok().and_then(|bar| bar.clone());
         match bar {
             Some(bar) => bar.suspend(write),
             None => write(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15 item 4: an estimate is only shown while files are being done.
+    #[test]
+    fn the_eta_is_unknown_while_nothing_moves() {
+        let s = Duration::from_secs;
+        assert_eq!(eta(1, 4, s(10), s(1), s(30)), "30s");
+        assert_eq!(eta(0, 4, s(10), s(10), s(30)), "unknown");
+        assert_eq!(eta(1, 4, s(100), s(60), s(30)), "unknown");
+        assert_eq!(eta(4, 4, s(10), s(1), s(30)), "-");
     }
 }

@@ -66,6 +66,13 @@ pub struct Planned {
 impl Runner {
     /// One pass; the summary counts each file once, by its last outcome in the pass.
     pub async fn pass(&self) -> anyhow::Result<Summary> {
+        // Progress counts this pass's files, each once however many attempts it takes.
+        self.files
+            .total
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        self.files
+            .done
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         let mut reports = HashMap::new();
         self.drain(&mut reports).await?;
         if !self.cancel.is_cancelled() {
@@ -103,7 +110,10 @@ impl Runner {
                 .await
                 .context("cannot claim files")?;
                 for file in claimed {
-                    metrics::add(&self.files.total, 1);
+                    // A retry of a file this pass already counted is not another file.
+                    if !reports.contains_key(&file.key) {
+                        metrics::add(&self.files.total, 1);
+                    }
                     if file.takeover {
                         metrics::add(&METRICS.lease_takeovers, 1);
                     }
@@ -118,7 +128,9 @@ impl Runner {
             };
             let (key, report) = done.context("a file task panicked")?;
             let mut report = report?;
-            metrics::add(&self.files.done, 1);
+            if !reports.contains_key(&key) {
+                metrics::add(&self.files.done, 1);
+            }
             crate::app::record_report(&report);
             if let Some(earlier) = reports.remove(&key) {
                 report.counts.ingested += earlier.counts.ingested;

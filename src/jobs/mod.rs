@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 pub use queue::{
     ClaimRules, ClaimedFile, Discovered, JobRow, Listed, Stats, claim_page, discover,
-    known_statuses, list, next_retry, retry, stats,
+    known_statuses, list, next_retry, remaining, retry, stats,
 };
 
 /// The claim of one file by this worker.

@@ -241,3 +241,19 @@ pub async fn known_statuses(
         .fetch_all(pool)
         .await
 }
+
+/// Jobs of `bucket` under `prefix` still to do: PENDING, or FAILED with attempts left.
+pub async fn remaining(
+    pool: &PgPool,
+    bucket: &str,
+    prefix: &str,
+    max_attempts: i32,
+) -> sqlx::Result<u64> {
+    let count: i64 = sqlx::query_scalar(include_str!("../../sql/jobs/remaining.sql"))
+        .bind(bucket)
+        .bind(prefix)
+        .bind(max_attempts)
+        .fetch_one(pool)
+        .await?;
+    Ok(count.max(0) as u64)
+}

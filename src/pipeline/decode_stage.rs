@@ -37,7 +37,7 @@ pub enum Decoded {
     Piece(DecodedPiece),
     /// The input cannot be read further; every record before the fault was sent, in a
     /// closed chunk.
-    Fault(String),
+    Fault(Fault),
     /// The input ended normally and every record was sent, in closed chunks. A stage that
     /// stops without sending this (a panic, a dropped channel) never looks like the end of
     /// the file.
@@ -63,6 +63,38 @@ struct Stage {
     then_cut: Option<u64>,
     settings: Settings,
     out: Sender<Decoded>,
+}
+
+/// Why the input cannot be read further.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub cause: String,
+    /// The bytes of this version are bad (corrupt or truncated data, an array that never
+    /// closes, an object that no longer exists): reading them again cannot help. Otherwise
+    /// (a network or storage fault) a later attempt may read further.
+    pub permanent: bool,
+}
+
+impl Fault {
+    fn permanent(cause: String) -> Self {
+        Self {
+            cause,
+            permanent: true,
+        }
+    }
+}
+
+/// Whether a read error is the data's (permanent) rather than the way to it's.
+pub fn is_permanent_read(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    match error.kind() {
+        // The decompressor's verdicts on the bytes, and a missing local file.
+        ErrorKind::InvalidData | ErrorKind::UnexpectedEof | ErrorKind::NotFound => true,
+        _ => error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<object_store::Error>())
+            .is_some_and(|e| matches!(e, object_store::Error::NotFound { .. })),
+    }
 }
 
 /// A record to give a chunk of its own: chunks end before it and after it. After the
@@ -212,14 +244,14 @@ impl Stage {
     }
 
     /// Sends what was read before a fault in a closed chunk, then the fault.
-    fn fault(mut self, cause: String) {
-        let cause = match self.convert_all() {
-            Ok(Ok(())) => cause,
+    fn fault(mut self, mut fault: Fault) {
+        match self.convert_all() {
+            Ok(Ok(())) => {}
             Ok(Err(Stopped)) => return,
-            Err(e) => format!("{cause}; {e}"),
-        };
+            Err(e) => fault.cause = format!("{}; {e}", fault.cause),
+        }
         if self.close_chunk().is_ok() {
-            let _ = self.out.blocking_send(Decoded::Fault(cause));
+            let _ = self.out.blocking_send(Decoded::Fault(fault));
         }
     }
 }
@@ -237,7 +269,7 @@ pub fn run(
     let batcher = match RawBatcher::new(source, settings.batch_records) {
         Ok(batcher) => batcher,
         Err(e) => {
-            let _ = out.blocking_send(Decoded::Fault(format!("internal: {e}")));
+            let _ = out.blocking_send(Decoded::Fault(Fault::permanent(format!("internal: {e}"))));
             return;
         }
     };
@@ -264,17 +296,18 @@ pub fn run(
                     stage.framer.bytes_consumed(),
                     compressed.get()
                 );
-                return stage.fault(cause);
+                let permanent = is_permanent_read(&e);
+                return stage.fault(Fault { cause, permanent });
             }
         };
         match stage.push(&bytes) {
             Ok(Ok(())) => {}
             Ok(Err(Stopped)) => return,
-            Err(cause) => return stage.fault(cause),
+            Err(cause) => return stage.fault(Fault::permanent(cause)),
         }
     }
     if let Err(e) = stage.framer.finish(&mut stage.frames) {
-        return stage.fault(e.to_string());
+        return stage.fault(Fault::permanent(e.to_string()));
     }
     match stage.convert_all() {
         Ok(Ok(())) => {
@@ -283,7 +316,7 @@ pub fn run(
             }
         }
         Ok(Err(Stopped)) => {}
-        Err(cause) => stage.fault(cause),
+        Err(cause) => stage.fault(Fault::permanent(cause)),
     }
 }
 

@@ -77,6 +77,8 @@ pub enum Outcome {
     Completed,
     Failed(String),
     Skipped(String),
+    /// Another worker holds the file and `--no-wait` was given: not done.
+    Busy(String),
     /// Another worker took the file over; our uncommitted chunk was rolled back.
     LeaseLost,
 }
@@ -92,12 +94,29 @@ pub struct FileReport {
     pub replaced: bool,
 }
 
+impl FileReport {
+    fn new(task: &FileTask, outcome: Outcome, started: Instant) -> Self {
+        Self {
+            display: task.display.clone(),
+            outcome,
+            counts: ChunkCounts::default(),
+            elapsed: started.elapsed(),
+            replaced: false,
+        }
+    }
+}
+
 /// Why a file did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    /// The input cannot be read to its end (the message names the byte offset).
+    /// The input cannot be read to its end (the message names the byte offset): the bytes
+    /// of this version are bad.
     #[error("{0}")]
     Input(String),
+    /// The input could not be read further because of a network or storage fault: a later
+    /// attempt may read it.
+    #[error("{0}")]
+    Read(String),
     #[error(transparent)]
     Transform(#[from] TransformError),
     #[error("cannot encode rows for COPY: {0}")]
@@ -120,6 +139,26 @@ pub enum FileError {
     Stage(String),
 }
 
+impl FileError {
+    /// True when no retry of the same version can succeed: corrupt or truncated data, an
+    /// object that no longer exists, a transform or encoding error, a row refused in a file
+    /// that is one transaction. Network, storage and database faults are transient.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            FileError::Input(_)
+            | FileError::Transform(_)
+            | FileError::Encode(_)
+            | FileError::RowRefused(_) => true,
+            FileError::Read(_)
+            | FileError::Database(_)
+            | FileError::Lake(_)
+            | FileError::LeaseLost
+            | FileError::Cancelled
+            | FileError::Stage(_) => false,
+        }
+    }
+}
+
 /// Errors that end the whole pass (the database is gone), not just one file.
 #[derive(Debug, thiserror::Error)]
 #[error("{display}: {source}")]
@@ -138,12 +177,37 @@ fn is_connection_error(error: &sqlx::Error) -> bool {
 }
 
 /// Ingests one file: claims it, streams it into the target table chunk by chunk, and marks
-/// it COMPLETED or FAILED. Returns Err only when the database itself is unusable.
+/// it COMPLETED or FAILED. Returns Err only when the database itself is unusable. A file
+/// another worker holds is waited for (its lease ends or it completes).
 pub async fn ingest_file(
     ingest: &Ingest,
     task: FileTask,
     force: bool,
 ) -> Result<FileReport, FatalError> {
+    let options = FileOptions { force, wait: true };
+    ingest_file_with(ingest, task, options, &Cancel::default()).await
+}
+
+/// How `ingest-file` takes a file.
+#[derive(Debug, Clone, Copy)]
+pub struct FileOptions {
+    /// Ingest a COMPLETED file again, replacing its rows.
+    pub force: bool,
+    /// Wait for a file another worker holds (else report it busy).
+    pub wait: bool,
+}
+
+/// How often a file held by another worker is tried again while waiting for it.
+const BUSY_POLL: Duration = Duration::from_millis(500);
+
+/// [`ingest_file`] with options, stopping between chunks when `cancel` is set.
+pub async fn ingest_file_with(
+    ingest: &Ingest,
+    task: FileTask,
+    options: FileOptions,
+    cancel: &Cancel,
+) -> Result<FileReport, FatalError> {
+    let force = options.force;
     let started = Instant::now();
     let fatal = |source| FatalError {
         display: task.display.clone(),
@@ -156,24 +220,43 @@ pub async fn ingest_file(
         duration: ingest.settings.lease,
         attempts: 1,
     };
-    let Some((resume, attempts)) = claim(ingest, &task, &lease, force).await.map_err(fatal)? else {
+    let mut waiting = false;
+    let (resume, attempts) = loop {
+        if cancel.is_cancelled() {
+            cancel.left(1);
+            let outcome = Outcome::Skipped("stopped by a signal before it started".into());
+            return Ok(FileReport::new(&task, outcome, started));
+        }
+        if let Some(claimed) = claim(ingest, &task, &lease, force).await.map_err(fatal)? {
+            break claimed;
+        }
         let status = jobs::status(&ingest.pool, &task.bucket, &task.key)
             .await
             .map_err(fatal)?;
-        let reason = match status.as_deref() {
-            Some("COMPLETED") => "already COMPLETED (use --force to ingest it again)",
-            _ => "being processed by another worker",
-        };
-        return Ok(FileReport {
-            display: task.display.clone(),
-            replaced: false,
-            outcome: Outcome::Skipped(reason.into()),
-            counts: ChunkCounts::default(),
-            elapsed: started.elapsed(),
-        });
+        if status.as_deref() == Some("COMPLETED") {
+            let reason = if waiting {
+                "COMPLETED by another worker"
+            } else {
+                "already COMPLETED (use --force to ingest it again)"
+            };
+            return Ok(FileReport::new(
+                &task,
+                Outcome::Skipped(reason.into()),
+                started,
+            ));
+        }
+        if !options.wait {
+            let outcome = Outcome::Busy("another worker holds it (--no-wait)".into());
+            return Ok(FileReport::new(&task, outcome, started));
+        }
+        if !waiting {
+            tracing::info!(file = %task.display, "another worker holds the file: waiting for it to finish or for its lease to expire");
+            waiting = true;
+        }
+        tokio::time::sleep(BUSY_POLL).await;
     };
     let lease = Lease { attempts, ..lease };
-    process_claimed(ingest, &task, &lease, resume, &Cancel::default()).await
+    process_claimed(ingest, &task, &lease, resume, cancel).await
 }
 
 /// Streams a file this worker has claimed (`lease`), from checkpoint `resume`, and records
@@ -203,6 +286,7 @@ pub async fn process_claimed(
         Err(_) if lost => Outcome::LeaseLost,
         Err(FileError::Cancelled) => {
             jobs::release(&ingest.pool, lease).await.map_err(fatal)?;
+            cancel.left(1);
             Outcome::Skipped("stopped by a signal; released for the next run".into())
         }
         Err(FileError::Database(e)) if is_connection_error(&e) => return Err(fatal(e)),
@@ -254,16 +338,47 @@ impl Resume {
 }
 
 /// Set when the process is asked to stop: files stop between chunks and release their lease.
+/// Remembers the signal (for the exit status, 128 + its number) and whether it cut work
+/// short (a file released, or not started).
 #[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel(Arc<CancelState>);
+
+#[derive(Debug, Default)]
+struct CancelState {
+    cancelled: AtomicBool,
+    signal: std::sync::atomic::AtomicI32,
+    cut_short: std::sync::atomic::AtomicU64,
+}
 
 impl Cancel {
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// Cancels because of signal number `signal` (2 SIGINT, 15 SIGTERM).
+    pub fn cancel_by(&self, signal: i32) {
+        self.0.signal.store(signal, Ordering::SeqCst);
+        self.cancel();
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Counts `n` files the stop left undone (released, or never started).
+    pub fn left(&self, n: u64) {
+        self.0.cut_short.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// Files the stop left undone so far.
+    pub fn files_left(&self) -> u64 {
+        self.0.cut_short.load(Ordering::SeqCst)
+    }
+
+    /// The exit status a signal that cut work short asks for: 130 (SIGINT), 143 (SIGTERM).
+    pub fn exit_code(&self) -> Option<i32> {
+        let signal = self.0.signal.load(Ordering::SeqCst);
+        (self.is_cancelled() && signal > 0).then_some(128 + signal)
     }
 }
 
@@ -411,6 +526,7 @@ async fn pin_version(
 }
 
 /// One stream of the file from `resume` to its end (or first error).
+#[allow(clippy::too_many_arguments)]
 async fn stream_once(
     ingest: &Ingest,
     task: &FileTask,
@@ -598,7 +714,8 @@ async fn transform_stage(
                     .await
                     .map(Encoded::Piece)
             }
-            Some(Decoded::Fault(cause)) => Err(FileError::Input(cause)),
+            Some(Decoded::Fault(fault)) if fault.permanent => Err(FileError::Input(fault.cause)),
+            Some(Decoded::Fault(fault)) => Err(FileError::Read(fault.cause)),
             Some(Decoded::End) => Ok(Encoded::End),
             None => Err(FileError::Stage(
                 "the decode stage stopped before the end of the file".into(),

@@ -24,8 +24,8 @@ mod reject_spool;
 use std::time::Duration;
 
 pub use file::{
-    Cancel, FatalError, FileError, FileReport, FileTask, Ingest, Outcome, Resume, ingest_file,
-    process_claimed,
+    Cancel, FatalError, FileError, FileOptions, FileReport, FileTask, Ingest, Outcome, Resume,
+    ingest_file, ingest_file_with, process_claimed,
 };
 pub use preview::{Preview, preview};
 
@@ -80,6 +80,8 @@ pub struct Summary {
     pub records_filtered: u64,
     /// Objects ingested again as a new version, their old rows replaced.
     pub files_replaced: u64,
+    /// Files another worker held (`ingest-file --no-wait`): not done.
+    pub files_busy: u64,
 }
 
 impl Summary {
@@ -88,6 +90,7 @@ impl Summary {
             Outcome::Completed => self.files_completed += 1,
             Outcome::Failed(_) => self.files_failed += 1,
             Outcome::Skipped(_) | Outcome::LeaseLost => self.files_skipped += 1,
+            Outcome::Busy(_) => self.files_busy += 1,
         }
         if report.replaced {
             self.files_replaced += 1;
@@ -106,13 +109,19 @@ impl Summary {
         self.files_failed += other.files_failed;
         self.files_skipped += other.files_skipped;
         self.files_replaced += other.files_replaced;
+        self.files_busy += other.files_busy;
         self.records_ingested += other.records_ingested;
         self.records_rejected += other.records_rejected;
         self.records_filtered += other.records_filtered;
     }
 
-    /// The process exit status for this pass: 0, or 3 when a file failed.
+    /// The process exit status for this pass: 0, or 3 when a file failed or was left
+    /// busy.
     pub fn exit_code(&self) -> i32 {
-        if self.files_failed > 0 { 3 } else { 0 }
+        if self.files_failed > 0 || self.files_busy > 0 {
+            3
+        } else {
+            0
+        }
     }
 }

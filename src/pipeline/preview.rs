@@ -72,8 +72,8 @@ pub async fn preview(
                     preview.batches.push(batch.slice(0, take));
                 }
             }
-            Decoded::Fault(cause) => {
-                preview.fault = Some(cause);
+            Decoded::Fault(fault) => {
+                preview.fault = Some(fault.cause);
                 break;
             }
         }

@@ -10,6 +10,7 @@ mod fencing;
 mod lake;
 mod mapping;
 mod operations;
+mod operator;
 mod run;
 mod s3;
 mod transform;
