@@ -26,19 +26,6 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-/// The error's context chain, each cause once: object_store and S3 errors repeat their
-/// source's text (an S3 error body appeared four times).
-fn message(error: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if !parts.iter().any(|part| part.contains(text.trim())) {
-            parts.push(text);
-        }
-    }
-    parts.join(": ")
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
@@ -52,7 +39,8 @@ fn main() -> ExitCode {
     match runtime.block_on(ingestor::app::run(cli)) {
         Ok(code) => ExitCode::from(code as u8),
         Err(error) => {
-            eprintln!("error: {}", ingestor::text::printable(&message(&error)));
+            let message = ingestor::text::error_chain(&error);
+            eprintln!("error: {}", ingestor::text::printable(&message));
             ExitCode::from(1)
         }
     }

@@ -32,9 +32,35 @@ pub fn printable_line(line: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// An error and its causes, each once: object_store and S3 errors repeat their source's
+/// text in their own (an S3 error body was printed four times).
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(text.trim())) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15 item 6: a cause whose text an outer error already printed is not repeated.
+    #[test]
+    fn repeated_causes_are_printed_once() {
+        let body = "<Error><Code>NoSuchBucket</Code></Error>";
+        let inner = anyhow::anyhow!("{body}");
+        let middle = inner.context(format!("Generic S3 error: {body}"));
+        let outer = middle.context(format!("cannot list s3://b/: Generic S3 error: {body}"));
+        let printed = error_chain(&outer);
+        assert_eq!(printed.matches("NoSuchBucket").count(), 1, "{printed}");
+        let distinct = anyhow::anyhow!("connection refused").context("cannot connect");
+        assert_eq!(error_chain(&distinct), "cannot connect: connection refused");
+    }
 
     #[test]
     fn control_characters_are_escaped() {

@@ -131,7 +131,7 @@ pub enum FileError {
     Cancelled,
     /// The database refused a row of a chunk (a constraint, a trigger): the chunk is read
     /// again with the suspect record alone, which is then rejected.
-    #[error("the database refused row {} of the chunk starting at record {}: {}", .0.row, .0.chunk_start, .0.message)]
+    #[error("the database refused the row of record {} or a later one: {}", .0.chunk_start + .0.row - 1, .0.message)]
     RowRefused(RefusedRow),
     /// A stage of the pipeline failed or stopped early (a bug, never the data): the
     /// attempt fails, and nothing after the last committed chunk counts as read.

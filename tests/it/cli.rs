@@ -86,3 +86,16 @@ async fn preview_shows_the_transform_output_without_the_database(pool: PgPool) {
         "{stdout}"
     );
 }
+
+/// Issue 15 item 9: `--full-scan` says in `--help` that it does nothing yet.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn full_scan_says_it_does_nothing_yet(pool: PgPool) {
+    let help = util::run(&pool, &["run", "--help"]).await;
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    let full_scan = help
+        .stdout
+        .split("--full-scan")
+        .nth(1)
+        .expect("--full-scan is documented");
+    assert!(full_scan.contains("nothing yet"), "{}", help.stdout);
+}
