@@ -16,9 +16,10 @@ pair was not enough: use --warmup 3 there.
 
   python3 benches/e2e.py --records 1000000 --files 20 --runs 3 [--concurrency 3] [--parquet]
 
-With --versus OTHER_BINARY (repeatable) each round also runs that binary over the emptied table,
-between the first binary and the ceiling: an A/B of a change in the same rounds, each with its
-own medians and ratios.
+With --versus OTHER_BINARY (repeatable) each round also runs that binary over an emptied table
+of its own database (`<database>_v1`, ... migrated by that binary, so builds with different
+migrations compare), between the first binary and the ceiling: an A/B of a change in the same
+rounds, each with its own medians and ratios.
 
 With --parquet it then writes the same files to a Parquet lake (`--sink parquet=DIR`, no
 database rows), RUNS times, and compares records/s, client CPU and bytes on disk per million
@@ -69,12 +70,19 @@ def cpu_seconds(pid):
     return total / CLK_TCK
 
 
-def psql(sql):
-    sh("psql", DB_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql)
+def psql(sql, url=None):
+    sh("psql", url or DB_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql)
 
 
-def reset():
-    psql("TRUNCATE logs, processed_files, rejected_records; CHECKPOINT")
+def reset(url=None):
+    psql("TRUNCATE logs, processed_files, rejected_records; CHECKPOINT", url)
+
+
+def database(name):
+    """The URL of database `name` on the server of DATABASE_URL, created if missing."""
+    if not sh("psql", ADMIN_URL, "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'").stdout.strip():
+        sh("psql", ADMIN_URL, "-qc", f"CREATE DATABASE {name}")
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
 def timed(cmd, env=None):
@@ -110,13 +118,18 @@ def main():
     args = parser.parse_args()
 
     ADMIN_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    DB_URL = ADMIN_URL.rsplit("/", 1)[0] + "/" + args.database
-    if not sh("psql", ADMIN_URL, "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{args.database}'").stdout.strip():
-        sh("psql", ADMIN_URL, "-qc", f"CREATE DATABASE {args.database}")
+    DB_URL = database(args.database)
     PG_PID = postmaster_pid()
     env = dict(os.environ, DATABASE_URL=DB_URL, RUST_LOG="warn")
     binary = args.binary
     sh(binary, "migrate", env=env)
+    # Each --versus binary loads its own database (same server), migrated by itself: builds
+    # whose migrations differ can be compared.
+    envs = [env]
+    for i, other in enumerate(args.versus, 1):
+        other_env = dict(env, DATABASE_URL=database(f"{args.database}_v{i}"))
+        sh(other, "migrate", env=other_env)
+        envs.append(other_env)
 
     data = Path(args.data) / f"{args.records}-{args.files}"
     if not data.exists():
@@ -132,12 +145,14 @@ def main():
     rows = []
     for run in range(-args.warmup, args.runs):
         ours = []
-        for candidate in binaries:
-            reset()
-            wall, cpu, db_cpu, rss, out = timed([candidate, "ingest-file", "--json", "--concurrency", str(args.concurrency), *args.extra, str(data)], env)
-            count = int(sh("psql", DB_URL, "-Atc", "SELECT count(*) FROM logs").stdout)
+        for candidate, candidate_env in zip(binaries, envs):
+            url = candidate_env["DATABASE_URL"]
+            reset(url)
+            wall, cpu, db_cpu, rss, out = timed([candidate, "ingest-file", "--json", "--concurrency", str(args.concurrency), *args.extra, str(data)], candidate_env)
+            count = int(sh("psql", url, "-Atc", "SELECT count(*) FROM logs").stdout)
             if not rendered.exists():
                 sh("psql", DB_URL, "-qc", f"\\copy logs ({COLUMNS}) TO '{rendered}' (FORMAT binary)")
+            reset(url)
             ours.append(dict(wall=wall, cpu=cpu, db=db_cpu, rss=rss, rate=count / wall))
         reset()
         cwall, ccpu, cdb, crss, _ = timed(["psql", DB_URL, "-v", "ON_ERROR_STOP=1", "-qc",
