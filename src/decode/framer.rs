@@ -814,6 +814,11 @@ impl Framer {
             checked: None,
         });
         self.next_index += 1;
+        if self.pending.capacity() >= KEPT_PREFIX_BYTES {
+            // A large record was held: give its memory back instead of keeping it for the
+            // rest of the file.
+            self.pending = Vec::new();
+        }
         self.pending.clear();
         self.oversized = false;
         self.pending_len = 0;
@@ -1885,7 +1890,7 @@ mod tests {
     /// run of whitespace that may yet be trimmed away.
     #[test]
     fn a_record_over_the_limit_is_never_held_whole() {
-        let limit = 64 * 1024;
+        let limit = 2 << 20;
         let frame = |pieces: &[&[u8]], repeat: &[u8], times: usize| {
             let mut framer = Framer::new().with_max_record_bytes(limit);
             let mut out = Frames::new();
@@ -1898,6 +1903,7 @@ mod tests {
             framer.push(pieces[1], &mut out).unwrap();
             framer.finish(&mut out).unwrap();
             assert!(most <= limit, "held {most} bytes of a record");
+            assert_eq!(framer.held(), 0, "memory is given back after the record");
             let frames: Vec<(Vec<u8>, FrameKind)> =
                 out.iter().map(|(f, b)| (b.to_vec(), f.kind)).collect();
             frames
@@ -1909,7 +1915,7 @@ mod tests {
             1_000,
         );
         let mut prefix = b"{\"big\":\"".to_vec();
-        prefix.resize(limit, b'x');
+        prefix.resize(KEPT_PREFIX_BYTES, b'x');
         assert_eq!(
             frames,
             vec![
@@ -1918,6 +1924,10 @@ mod tests {
                 (b"{\"b\":2}".to_vec(), O)
             ]
         );
+        // A record within the limit is held whole, and its memory given back after it.
+        let frames = frame(&[b"{\"s\":\"", b"\"}\n"], &piece, 150);
+        assert_eq!(frames.len(), 1);
+        assert_eq!((frames[0].0.len(), frames[0].1), (1_500_008, O));
         // Whitespace at the end of an invalid record is trimmed: it does not count, and it
         // is not held past the limit either.
         let spaces = vec![b' '; 10_000];
@@ -1928,7 +1938,7 @@ mod tests {
         );
         let frames = frame(&[b"abc", b"x\n{}"], &spaces, 1_000);
         let mut prefix = b"abc".to_vec();
-        prefix.resize(limit, b' ');
+        prefix.resize(KEPT_PREFIX_BYTES, b' ');
         assert_eq!(
             frames,
             vec![(prefix, too_large(10_000_004, limit)), (b"{}".to_vec(), O)]
