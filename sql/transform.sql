@@ -4,12 +4,18 @@
 -- booleans as their JSON text), `req.query` / `req.headers` / `req.params` as their original
 -- JSON text, plus `_source_bucket`, `_source_key`, `_source_index` and `_raw` (the record's
 -- original text). Types are decided here, with NULL for values that do not fit.
+--
+-- Timestamps are microseconds (`TIMESTAMP(6)`, PostgreSQL's own precision), never
+-- nanoseconds, whose range (1677-2262) is narrower than PostgreSQL's: `time` (epoch
+-- milliseconds) becomes a millisecond timestamp, then microseconds with `try_cast`, which
+-- makes a value beyond the range NULL instead of failing. The COPY encoder writes NULL for
+-- what PostgreSQL cannot hold (before 4714 BC).
 WITH typed AS (
     SELECT
         *,
         COALESCE(
-            try_cast("timestamp" AS TIMESTAMP),
-            to_timestamp_millis(try_cast("time" AS BIGINT))
+            try_cast("timestamp" AS TIMESTAMP(6)),
+            try_cast(try_cast(try_cast("time" AS BIGINT) AS TIMESTAMP(3)) AS TIMESTAMP(6))
         ) AS ts
     FROM raw_logs
 )
@@ -40,7 +46,7 @@ SELECT
     try_cast("processingTimeMs" AS DOUBLE) AS processing_time_ms,
     try_cast("cacheHit" AS BOOLEAN) AS cache_hit,
     try_cast("documentCount" AS INT) AS document_count,
-    try_cast("lastUpdated" AS TIMESTAMP) AS last_updated,
+    try_cast("lastUpdated" AS TIMESTAMP(6)) AS last_updated,
     _raw AS raw_data,
     req['id'] AS request_id,
     _source_bucket AS source_bucket,

@@ -59,11 +59,18 @@
 //! # Limits
 //!
 //! A record longer than [`Framer::with_max_record_bytes`] (default
-//! [`DEFAULT_MAX_RECORD_BYTES`], 64 MiB) is a fatal
-//! [`FrameError::RecordTooLarge`], so a stream without record boundaries
-//! cannot make the framer buffer without bound. The limit applies to the
-//! record's bytes as they would be emitted, so the outcome does not depend on
-//! how the input is split into pushes.
+//! [`DEFAULT_MAX_RECORD_BYTES`], 64 MiB) is framed alone as
+//! [`FrameKind::TooLarge`]: its bytes in the output are only its first
+//! [`KEPT_PREFIX_BYTES`] (1 MiB, or the limit if smaller), and the framer
+//! goes on scanning it, still tracking strings and brackets, without keeping the
+//! rest. It ends where it would have ended without a limit (arrays: after the
+//! element; NDJSON: where the record closes, which for a line of JSON is the
+//! end of the line), so the records after it are framed exactly as without
+//! a limit. The framer holds at most the limit of a record's bytes however long
+//! it is, so a stream without record boundaries cannot make it buffer without
+//! bound. The limit applies to the record's bytes as they would be emitted
+//! (invalid records lose their trailing whitespace), so the outcome does not
+//! depend on how the input is split into pushes.
 
 use arrow::buffer::Buffer;
 use memchr::{memchr, memchr2, memchr3};
@@ -74,6 +81,10 @@ use crate::buffers;
 
 /// Default for [`Framer::with_max_record_bytes`]: 64 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+
+/// How much of a record over the limit is kept (its first bytes): 1 MiB, or the limit if
+/// smaller (but at least one byte).
+pub const KEPT_PREFIX_BYTES: usize = 1024 * 1024;
 
 /// The UTF-8 byte order mark, skipped at the very start of a stream.
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
@@ -87,6 +98,59 @@ pub enum FrameKind {
     NotObject,
     /// Bytes that could not be framed as a value; see the reason.
     Invalid(InvalidReason),
+    /// A record over the size limit: only its first bytes are in the output.
+    TooLarge(Oversize),
+}
+
+/// A record over [`Framer::with_max_record_bytes`]: its size and the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Oversize {
+    /// The record's size in bytes (as it would have been emitted).
+    pub bytes: u64,
+    /// The limit it exceeds.
+    pub limit: u64,
+}
+
+impl std::fmt::Display for Oversize {
+    /// `record of 280,123,456 bytes exceeds the limit of 64 MiB`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "record of {} bytes exceeds the limit of {}",
+            Grouped(self.bytes),
+            Size(self.limit)
+        )
+    }
+}
+
+/// A number with thousands separators: `280,123,456`.
+struct Grouped(u64);
+
+impl std::fmt::Display for Grouped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digits = self.0.to_string();
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                f.write_str(",")?;
+            }
+            write!(f, "{digit}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A size in whole MiB where it is one (`64 MiB`), else in bytes (`1,000 bytes`).
+pub(crate) struct Size(pub u64);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const MIB: u64 = 1024 * 1024;
+        match self.0 {
+            n if n > 0 && n.is_multiple_of(MIB) => write!(f, "{} MiB", Grouped(n / MIB)),
+            1 => f.write_str("1 byte"),
+            n => write!(f, "{} bytes", Grouped(n)),
+        }
+    }
 }
 
 /// Why a record was framed as [`FrameKind::Invalid`] (Lines layout only).
@@ -248,14 +312,6 @@ pub enum FrameError {
         /// The offending byte.
         byte: u8,
     },
-    /// A single record exceeded the configured size limit.
-    #[error("record starting at byte {offset} is larger than the limit of {limit} bytes")]
-    RecordTooLarge {
-        /// Stream offset where the record started.
-        offset: u64,
-        /// The configured limit in bytes.
-        limit: usize,
-    },
 }
 
 /// Displays a record index, or `none`.
@@ -357,10 +413,16 @@ pub struct Framer {
     rec_kind: FrameKind,
     /// Index in the current input where the current record's bytes resume.
     rec_from: usize,
-    /// Bytes of the current record from earlier pushes.
+    /// Bytes of the current record from earlier pushes, as many as may be emitted: up to
+    /// the limit (the prefix when the record is over it).
     pending: Vec<u8>,
-    /// Number of trailing whitespace bytes in `pending`.
-    pending_ws: usize,
+    /// Number of bytes of the current record from earlier pushes (held or not).
+    pending_len: u64,
+    /// Number of whitespace bytes at the end of those.
+    pending_ws: u64,
+    /// The current record is over the limit: `pending` holds only its first
+    /// [`Framer::kept_bytes`].
+    oversized: bool,
     next_index: u64,
     consumed: u64,
     max_record_bytes: usize,
@@ -388,7 +450,9 @@ impl Framer {
             rec_kind: FrameKind::Object,
             rec_from: 0,
             pending: Vec::new(),
+            pending_len: 0,
             pending_ws: 0,
+            oversized: false,
             next_index: 0,
             consumed: 0,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
@@ -410,9 +474,9 @@ impl Framer {
         self
     }
 
-    /// Sets the largest record size in bytes; a larger record is a fatal
-    /// [`FrameError::RecordTooLarge`]. Default: [`DEFAULT_MAX_RECORD_BYTES`]
-    /// (64 MiB).
+    /// Sets the largest record size in bytes; a larger record is framed as
+    /// [`FrameKind::TooLarge`] with only its first bytes (see the [module docs](self)).
+    /// Default: [`DEFAULT_MAX_RECORD_BYTES`] (64 MiB).
     pub fn with_max_record_bytes(mut self, n: usize) -> Self {
         self.max_record_bytes = n;
         self
@@ -490,12 +554,12 @@ impl Framer {
                 Mode::LinesIdle => self.step_lines_idle(input, i, base, out),
                 Mode::ArrOpen => self.step_arr_open(input, i, base, out),
                 Mode::ArrClosed => self.step_arr_closed(input, i, base)?,
-                Mode::Record => self.step_record(input, i, out)?,
+                Mode::Record => self.step_record(input, i, out),
                 Mode::Failed => return self.check_failed(),
             };
         }
         if self.mode == Mode::Record {
-            self.stash(&input[self.rec_from..])?;
+            self.stash(&input[self.rec_from..]);
         }
         Ok(())
     }
@@ -673,12 +737,7 @@ impl Framer {
     }
 
     /// Continues the current record at `input[i]`.
-    fn step_record(
-        &mut self,
-        input: &[u8],
-        i: usize,
-        out: &mut Frames,
-    ) -> Result<usize, FrameError> {
+    fn step_record(&mut self, input: &[u8], i: usize, out: &mut Frames) -> usize {
         let lines = self.layout == Some(Layout::Lines);
         let step = match self.scan.shape {
             Shape::Nested if lines => scan_nested::<true>(&mut self.scan, input, i),
@@ -687,16 +746,16 @@ impl Framer {
             Shape::Line => scan_line(input, i),
         };
         let Step::Done { end, invalid } = step else {
-            return Ok(input.len());
+            return input.len();
         };
         let kind = invalid.map_or(self.rec_kind, FrameKind::Invalid);
-        self.emit(&input[self.rec_from..end], kind, out)?;
+        self.emit(&input[self.rec_from..end], kind, out);
         self.mode = if lines {
             Mode::LinesIdle
         } else {
             Mode::ArrOpen
         };
-        Ok(end)
+        end
     }
 
     /// Emits the open Lines record at end of input.
@@ -705,26 +764,47 @@ impl Framer {
             Shape::Line => self.rec_kind,
             _ => FrameKind::Invalid(InvalidReason::TruncatedAtEnd),
         };
-        self.emit(&[], kind, out)?;
+        self.emit(&[], kind, out);
         self.mode = Mode::LinesIdle;
         Ok(())
     }
 
-    /// Appends the current record (`pending` + `tail`) to `out`.
-    fn emit(&mut self, tail: &[u8], kind: FrameKind, out: &mut Frames) -> Result<(), FrameError> {
-        let start = out.bytes.len();
-        out.bytes.extend_from_slice(&self.pending);
-        out.bytes.extend_from_slice(tail);
+    /// How many bytes of a record over the limit are kept.
+    fn kept_bytes(&self) -> usize {
+        self.max_record_bytes.clamp(1, KEPT_PREFIX_BYTES)
+    }
+
+    /// Appends the current record (the bytes from earlier pushes, then `tail`) to `out`:
+    /// the whole record, or only its first bytes when it is over the limit.
+    fn emit(&mut self, tail: &[u8], kind: FrameKind, out: &mut Frames) {
+        let mut len = self.pending_len + tail.len() as u64;
         if matches!(kind, FrameKind::Invalid(_)) {
-            let trailing = trailing_ws(&out.bytes[start..]);
-            out.bytes.truncate(out.bytes.len() - trailing);
+            let ws = trailing_ws(tail);
+            len -= if ws == tail.len() {
+                self.pending_ws + ws as u64
+            } else {
+                ws as u64
+            };
         }
-        self.pending.clear();
-        self.pending_ws = 0;
-        if out.bytes.len() - start > self.max_record_bytes {
-            out.bytes.truncate(start);
-            return Err(self.too_large());
-        }
+        let (kind, emitted) = if len > self.max_record_bytes as u64 {
+            let oversize = Oversize {
+                bytes: len,
+                limit: self.max_record_bytes as u64,
+            };
+            (FrameKind::TooLarge(oversize), self.kept_bytes())
+        } else {
+            (kind, len as usize)
+        };
+        // `pending` holds every byte from earlier pushes unless the record is over the
+        // limit or ends in whitespace it loses: in both cases it holds all that is emitted.
+        let from_pending = self.pending.len().min(emitted);
+        debug_assert!(
+            from_pending == emitted || self.pending.len() as u64 == self.pending_len,
+            "bytes of an emitted record were dropped"
+        );
+        let start = out.bytes.len();
+        out.bytes.extend_from_slice(&self.pending[..from_pending]);
+        out.bytes.extend_from_slice(&tail[..emitted - from_pending]);
         out.frames.push(Frame {
             start,
             end: out.bytes.len(),
@@ -734,31 +814,58 @@ impl Framer {
             checked: None,
         });
         self.next_index += 1;
-        Ok(())
+        if self.pending.capacity() >= KEPT_PREFIX_BYTES {
+            // A large record was held: give its memory back instead of keeping it for the
+            // rest of the file.
+            self.pending = Vec::new();
+        }
+        self.pending.clear();
+        self.oversized = false;
+        self.pending_len = 0;
+        self.pending_ws = 0;
     }
 
-    /// Keeps the bytes of the unfinished record at the end of a push. The
-    /// size check ignores trailing whitespace, which a record may yet lose to
-    /// trimming, so it fails exactly when the emitted record would.
-    fn stash(&mut self, tail: &[u8]) -> Result<(), FrameError> {
-        self.pending.extend_from_slice(tail);
+    /// Keeps the bytes of the unfinished record at the end of a push, as many as it may
+    /// emit: up to the limit, or the first [`Framer::kept_bytes`] once the record is over
+    /// it. The size check ignores trailing whitespace, which a record may yet lose to
+    /// trimming, so it decides exactly as [`Framer::emit`] will.
+    fn stash(&mut self, tail: &[u8]) {
         let ws = trailing_ws(tail);
         self.pending_ws = if ws == tail.len() {
-            self.pending_ws + ws
+            self.pending_ws + ws as u64
         } else {
-            ws
+            ws as u64
         };
-        if self.pending.len() - self.pending_ws > self.max_record_bytes {
-            return Err(self.too_large());
+        self.pending_len += tail.len() as u64;
+        if !self.oversized && self.pending_len - self.pending_ws > self.max_record_bytes as u64 {
+            // Over the limit whatever follows: keep the first bytes only, from now on.
+            self.oversized = true;
+            let room = self.kept_bytes().saturating_sub(self.pending.len());
+            self.pending
+                .extend_from_slice(&tail[..room.min(tail.len())]);
+            self.pending.truncate(self.kept_bytes());
+            self.pending.shrink_to(self.kept_bytes());
+            return;
         }
-        Ok(())
+        let cap = if self.oversized {
+            self.kept_bytes()
+        } else {
+            self.max_record_bytes.max(self.kept_bytes())
+        };
+        let take = cap.saturating_sub(self.pending.len()).min(tail.len());
+        let want = self.pending.len() + take;
+        if want > self.pending.capacity() {
+            // Grow as a Vec would, but never past what may be held.
+            let target = (self.pending.capacity() * 2).clamp(want, cap);
+            self.pending.reserve_exact(target - self.pending.len());
+        }
+        self.pending.extend_from_slice(&tail[..take]);
     }
 
-    fn too_large(&mut self) -> FrameError {
-        self.fail(FrameError::RecordTooLarge {
-            offset: self.rec_offset,
-            limit: self.max_record_bytes,
-        })
+    /// Bytes held for the record being framed (allocated), for tests of the memory bound.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.pending.capacity()
     }
 }
 
@@ -1660,45 +1767,182 @@ mod tests {
         );
     }
 
+    fn too_large(bytes: usize, limit: usize) -> FrameKind {
+        FrameKind::TooLarge(Oversize {
+            bytes: bytes as u64,
+            limit: limit as u64,
+        })
+    }
+
     #[test]
-    fn record_too_large_is_fatal() {
+    fn a_record_over_the_limit_is_framed_alone_with_its_first_bytes() {
         let input = b"{\"a\":1}\n{\"a\":\"0123456789\"}\n{\"b\":2}\n";
-        let (recs, err) = run_with(input, 10, || usize::MAX);
-        assert_eq!(recs, expect(input, &[(b"{\"a\":1}", O)]));
-        let err = err.unwrap();
-        assert_eq!(
-            err,
-            FrameError::RecordTooLarge {
-                offset: 8,
-                limit: 10
-            }
-        );
-        assert_eq!(
-            err.to_string(),
-            "record starting at byte 8 is larger than the limit of 10 bytes"
-        );
-        // Exactly at the limit is fine.
-        let (recs, err) = run_with(b"[\"0123456789\"]", 12, || usize::MAX);
-        assert_eq!((recs.len(), err), (1, None));
-        let err = run_with(b"[\"0123456789\"]", 11, || 3).1;
-        assert_eq!(
-            err,
-            Some(FrameError::RecordTooLarge {
-                offset: 1,
-                limit: 11
-            })
-        );
-        // A record that never ends is stopped, whatever the push sizes.
-        for size in [1, 5, usize::MAX] {
-            let err = run_with(&[b'x'; 100], 16, || size).1;
+        let array = br#"[{"a":1},{"s":"x]},\"[{","n":[1,[2,{}]],"t":"}"} ,"0123456789",{"b":2}]"#;
+        let big_object = br#"{"s":"x]},\"[{","n":[1,[2,{}]],"t":"}"}"#;
+        for size in [1, 2, 3, 5, usize::MAX] {
             assert_eq!(
-                err,
-                Some(FrameError::RecordTooLarge {
-                    offset: 0,
-                    limit: 16
-                })
+                run_with(input, 10, || size),
+                (
+                    vec![
+                        (b"{\"a\":1}".to_vec(), 0, 0, O),
+                        (b"{\"a\":\"0123".to_vec(), 1, 8, too_large(18, 10)),
+                        (b"{\"b\":2}".to_vec(), 2, 27, O),
+                    ],
+                    None
+                ),
+                "NDJSON in pushes of {size}"
+            );
+            // Array elements are skipped structurally: brackets and quotes inside strings
+            // do not end them.
+            assert_eq!(
+                run_with(array, 10, || size),
+                (
+                    vec![
+                        (b"{\"a\":1}".to_vec(), 0, 1, O),
+                        (
+                            big_object[..10].to_vec(),
+                            1,
+                            9,
+                            too_large(big_object.len(), 10)
+                        ),
+                        (b"\"012345678".to_vec(), 2, 50, too_large(12, 10)),
+                        (b"{\"b\":2}".to_vec(), 3, 63, O),
+                    ],
+                    None
+                ),
+                "array in pushes of {size}"
             );
         }
+        // Exactly at the limit is fine.
+        let (recs, err) = run_with(b"[\"0123456789\"]", 12, || usize::MAX);
+        assert_eq!((recs[0].3, err), (N, None));
+        let (recs, _) = run_with(b"[\"0123456789\"]", 11, || 3);
+        assert_eq!(recs[0].3, too_large(12, 11));
+        // A record that never ends ends with the input, whatever the push sizes.
+        for size in [1, 5, usize::MAX] {
+            assert_eq!(
+                run_with(&[b'x'; 100], 16, || size),
+                (vec![(vec![b'x'; 16], 0, 0, too_large(100, 16))], None)
+            );
+            let mut array = b"[".to_vec();
+            array.extend([b'x'; 100]);
+            assert_eq!(
+                run_with(&array, 16, || size),
+                (
+                    vec![],
+                    Some(FrameError::UnexpectedEof {
+                        offset: 101,
+                        last_index: None
+                    })
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn the_cause_gives_the_size_and_the_limit() {
+        let message = |bytes: u64, limit: u64| Oversize { bytes, limit }.to_string();
+        assert_eq!(
+            message(280_123_456, 64 << 20),
+            "record of 280,123,456 bytes exceeds the limit of 64 MiB"
+        );
+        assert_eq!(
+            message(18, 10),
+            "record of 18 bytes exceeds the limit of 10 bytes"
+        );
+        assert_eq!(
+            message(1_000, 0),
+            "record of 1,000 bytes exceeds the limit of 0 bytes"
+        );
+        assert_eq!(Size(1).to_string(), "1 byte");
+        assert_eq!(Size(3 << 20).to_string(), "3 MiB");
+        assert_eq!(Size(1_234_567).to_string(), "1,234,567 bytes");
+    }
+
+    /// Framing with a limit frames what framing without one frames, except that each record
+    /// over the limit is [`FrameKind::TooLarge`] with only its first bytes.
+    #[test]
+    fn a_limit_changes_only_the_records_over_it() {
+        for input in corpus() {
+            let (unlimited, error) = run_with(&input, usize::MAX, || usize::MAX);
+            for limit in [0, 1, 3, 7, 12, 30] {
+                let expected: Vec<Rec> = unlimited
+                    .iter()
+                    .map(|(bytes, index, offset, kind)| {
+                        if bytes.len() <= limit {
+                            return (bytes.clone(), *index, *offset, *kind);
+                        }
+                        let kept = bytes[..limit.clamp(1, KEPT_PREFIX_BYTES)].to_vec();
+                        (kept, *index, *offset, too_large(bytes.len(), limit))
+                    })
+                    .collect();
+                assert_eq!(
+                    run_with(&input, limit, || usize::MAX),
+                    (expected, error.clone()),
+                    "limit {limit}, input {:?}",
+                    String::from_utf8_lossy(&input)
+                );
+            }
+        }
+    }
+
+    /// However long a record, the framer holds at most the limit of it: a huge string, and a
+    /// run of whitespace that may yet be trimmed away.
+    #[test]
+    fn a_record_over_the_limit_is_never_held_whole() {
+        let limit = 2 << 20;
+        let frame = |pieces: &[&[u8]], repeat: &[u8], times: usize| {
+            let mut framer = Framer::new().with_max_record_bytes(limit);
+            let mut out = Frames::new();
+            let mut most = 0;
+            framer.push(pieces[0], &mut out).unwrap();
+            for _ in 0..times {
+                framer.push(repeat, &mut out).unwrap();
+                most = most.max(framer.held());
+            }
+            framer.push(pieces[1], &mut out).unwrap();
+            framer.finish(&mut out).unwrap();
+            assert!(most <= limit, "held {most} bytes of a record");
+            assert_eq!(framer.held(), 0, "memory is given back after the record");
+            let frames: Vec<(Vec<u8>, FrameKind)> =
+                out.iter().map(|(f, b)| (b.to_vec(), f.kind)).collect();
+            frames
+        };
+        let piece = vec![b'x'; 10_000];
+        let frames = frame(
+            &[b"{\"a\":1}\n{\"big\":\"", b"\"}\n{\"b\":2}\n"],
+            &piece,
+            1_000,
+        );
+        let mut prefix = b"{\"big\":\"".to_vec();
+        prefix.resize(KEPT_PREFIX_BYTES, b'x');
+        assert_eq!(
+            frames,
+            vec![
+                (b"{\"a\":1}".to_vec(), O),
+                (prefix, too_large(10_000_010, limit)),
+                (b"{\"b\":2}".to_vec(), O)
+            ]
+        );
+        // A record within the limit is held whole, and its memory given back after it.
+        let frames = frame(&[b"{\"s\":\"", b"\"}\n"], &piece, 150);
+        assert_eq!(frames.len(), 1);
+        assert_eq!((frames[0].0.len(), frames[0].1), (1_500_008, O));
+        // Whitespace at the end of an invalid record is trimmed: it does not count, and it
+        // is not held past the limit either.
+        let spaces = vec![b' '; 10_000];
+        let frames = frame(&[b"abc", b"\n{}"], &spaces, 1_000);
+        assert_eq!(
+            frames,
+            vec![(b"abc".to_vec(), NOT_OBJ), (b"{}".to_vec(), O)]
+        );
+        let frames = frame(&[b"abc", b"x\n{}"], &spaces, 1_000);
+        let mut prefix = b"abc".to_vec();
+        prefix.resize(KEPT_PREFIX_BYTES, b' ');
+        assert_eq!(
+            frames,
+            vec![(prefix, too_large(10_000_004, limit)), (b"{}".to_vec(), O)]
+        );
     }
 
     #[test]
@@ -1754,7 +1998,7 @@ mod tests {
     }
 
     #[test]
-    fn chunk_splits_give_identical_errors_with_small_limits() {
+    fn chunk_splits_give_identical_frames_with_small_limits() {
         for input in corpus() {
             for limit in [0, 1, 3, 7, 12, 30] {
                 assert_same_for_all_splits(&input, limit);

@@ -21,7 +21,7 @@ use arrow::record_batch::RecordBatch;
 use arrow_json::ReaderBuilder;
 use arrow_json::reader::Decoder;
 
-use super::framer::{Frame, FrameKind, Frames};
+use super::framer::{Frame, FrameKind, Frames, Oversize, Size};
 use super::validate::{
     Checked, KeysRead, SideValues, Unread, validate_leading_object, validate_unread,
 };
@@ -189,6 +189,22 @@ impl Reject {
             raw,
             error,
         }
+    }
+}
+
+impl Reject {
+    /// A record over the size limit, of which the framer kept the first `bytes`: `raw`
+    /// holds them (up to the last whole UTF-8 character), the cause its size and the limit.
+    fn oversized(frame: &Frame, bytes: &[u8], oversize: Oversize) -> Self {
+        let whole = match std::str::from_utf8(bytes) {
+            Err(e) if e.error_len().is_none() => &bytes[..e.valid_up_to()],
+            _ => bytes,
+        };
+        let error = format!(
+            "{oversize}; raw holds its first {}",
+            Size(whole.len() as u64)
+        );
+        Self::new(frame.index, frame.offset, whole, error)
     }
 }
 
@@ -447,6 +463,10 @@ impl RawBatcher {
                 (FrameKind::Object, None) => validate_unread::<RawKeys>(bytes),
                 (FrameKind::NotObject, _) => Err(not_an_object(bytes)),
                 (FrameKind::Invalid(reason), _) => Err(reason.message().to_string()),
+                (FrameKind::TooLarge(oversize), _) => {
+                    rejects.push(Reject::oversized(frame, bytes, oversize));
+                    continue;
+                }
             };
             match checked {
                 Ok((_, side, unread)) => {
@@ -758,6 +778,40 @@ pub(crate) mod tests {
             .value(0)
             .to_string();
         assert!(raw.contains(r#""query":{"a":[1,{"b":2}]}"#), "{raw}");
+    }
+
+    #[test]
+    fn a_record_over_the_limit_is_rejected_with_its_first_whole_characters() {
+        let input = r#"[{"a":1},{"s":"日本語のテキスト"},{"b":2}]"#;
+        let mut framer = Framer::new().with_max_record_bytes(10);
+        let mut frames = Frames::new();
+        framer.push(input.as_bytes(), &mut frames).unwrap();
+        framer.finish(&mut frames).unwrap();
+        let source = SourceName {
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        let mut batcher = RawBatcher::new(source, 1024).unwrap();
+        let mut rejects = Vec::new();
+        let batch = batcher.convert(&frames, 0, &mut rejects).unwrap().unwrap();
+        let index = batch
+            .column_by_name(SOURCE_INDEX)
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(index.values().as_ref(), &[0, 2]);
+        let record = r#"{"s":"日本語のテキスト"}"#;
+        assert_eq!(
+            rejects,
+            vec![Reject {
+                index: 1,
+                offset: 9,
+                raw: r#"{"s":"日"#.into(),
+                error: format!(
+                    "record of {} bytes exceeds the limit of 10 bytes; raw holds its first 9 bytes",
+                    record.len()
+                ),
+            }]
+        );
     }
 
     #[test]

@@ -21,10 +21,20 @@ use super::pgtype::PgType;
 
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 const TRAILER: &[u8] = &(-1i16).to_be_bytes();
-/// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// Seconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
+const PG_EPOCH_SECS: i64 = 946_684_800;
+/// Milliseconds from 1970-01-01 to 2000-01-01.
+const PG_EPOCH_MILLIS: i64 = PG_EPOCH_SECS * 1_000;
+/// Microseconds from 1970-01-01 to 2000-01-01.
+const PG_EPOCH_MICROS: i64 = PG_EPOCH_SECS * 1_000_000;
 /// Days from 1970-01-01 to 2000-01-01.
 const PG_EPOCH_DAYS: i32 = 10_957;
+/// The timestamps PostgreSQL accepts, in microseconds since 2000-01-01: from 4714-11-24 BC
+/// to the end of 294276 AD (`MIN_TIMESTAMP` and `END_TIMESTAMP` of its `timestamp.h`).
+const PG_TIMESTAMPS: std::ops::Range<i64> = -211_813_488_000_000_000..9_223_371_331_200_000_000;
+/// The dates PostgreSQL accepts, in days since 2000-01-01: from 4714-11-24 BC to the end of
+/// 5874897 AD.
+const PG_DATES: std::ops::Range<i32> = -2_451_545..2_145_031_949;
 
 /// A string column of any Arrow string layout, read without copying.
 enum Strings {
@@ -63,9 +73,10 @@ enum Column {
     Float4(Float32Array),
     Float8(Float64Array),
     Bool(BooleanArray),
-    /// Microseconds since 2000-01-01 (timestamp, timestamptz).
+    /// Microseconds since 2000-01-01 (timestamp, timestamptz); NULL where PostgreSQL's
+    /// range ends.
     Micros(Int64Array),
-    /// Days since 2000-01-01.
+    /// Days since 2000-01-01; NULL where PostgreSQL's range ends.
     Days(Int32Array),
     Uuid(Strings),
 }
@@ -141,14 +152,19 @@ fn prepare(array: &ArrayRef, pg: PgType) -> Result<Column, ArrowError> {
             let days = to(&DataType::Date32)?;
             let days = arrow::compute::cast(&days, &DataType::Int32)?;
             let days: &Int32Array = days.as_primitive();
-            Column::Days(days.unary(|d| d - PG_EPOCH_DAYS))
+            Column::Days(days.unary_opt(|d| {
+                d.checked_sub(PG_EPOCH_DAYS)
+                    .filter(|d| PG_DATES.contains(d))
+            }))
         }
         PgType::Uuid => Column::Uuid(text(array)?),
     })
 }
 
 /// Microseconds since 2000-01-01 of a timestamp, date or text column. Timestamps with a
-/// time zone hold UTC instants; naive timestamps are read as UTC.
+/// time zone hold UTC instants; naive timestamps are read as UTC. A value PostgreSQL cannot
+/// hold becomes NULL: binary COPY would make it fail the whole chunk ("timestamp out of
+/// range"), or, at the ends of `i64`, store it as `-infinity` / `infinity`.
 fn pg_micros(array: &ArrayRef) -> Result<Int64Array, ArrowError> {
     let timestamps = match array.data_type() {
         DataType::Timestamp(_, _) => Arc::clone(array),
@@ -160,15 +176,25 @@ fn pg_micros(array: &ArrayRef) -> Result<Int64Array, ArrowError> {
     let unit = *unit;
     let raw = cast(&timestamps, &DataType::Int64)?;
     let raw = raw.as_primitive::<Int64Type>();
-    Ok(raw.unary(|v| {
-        let micros = match unit {
-            TimeUnit::Second => v.saturating_mul(1_000_000),
-            TimeUnit::Millisecond => v.saturating_mul(1_000),
-            TimeUnit::Microsecond => v,
-            TimeUnit::Nanosecond => v.div_euclid(1_000),
-        };
-        micros.saturating_sub(PG_EPOCH_MICROS)
-    }))
+    let in_range = |micros: Option<i64>| micros.filter(|m| PG_TIMESTAMPS.contains(m));
+    Ok(match unit {
+        TimeUnit::Second => raw.unary_opt(|v| {
+            in_range(
+                v.checked_sub(PG_EPOCH_SECS)
+                    .and_then(|s| s.checked_mul(1_000_000)),
+            )
+        }),
+        TimeUnit::Millisecond => raw.unary_opt(|v| {
+            in_range(
+                v.checked_sub(PG_EPOCH_MILLIS)
+                    .and_then(|ms| ms.checked_mul(1_000)),
+            )
+        }),
+        TimeUnit::Microsecond => raw.unary_opt(|v| in_range(v.checked_sub(PG_EPOCH_MICROS))),
+        TimeUnit::Nanosecond => {
+            raw.unary_opt(|v| in_range(Some(v.div_euclid(1_000) - PG_EPOCH_MICROS)))
+        }
+    })
 }
 
 fn write_null(out: &mut Vec<u8>) {
@@ -256,6 +282,87 @@ mod tests {
         assert_eq!(bytes[15], 0xab);
         assert!(parse_uuid("not-a-uuid").is_none());
         assert!(parse_uuid("01932f4e-1a2b-7c3d-8e4f-0123456789abcd").is_none());
+    }
+
+    /// The microseconds since 2000 written for `values` of `unit`, None for NULL.
+    fn micros_written(unit: TimeUnit, values: Vec<i64>) -> Vec<Option<i64>> {
+        let array = arrow::array::PrimitiveArray::<Int64Type>::from(values);
+        let array: ArrayRef = Arc::new(array);
+        let array = cast(&array, &DataType::Timestamp(unit, None)).unwrap();
+        pg_micros(&array).unwrap().iter().collect()
+    }
+
+    #[test]
+    fn timestamps_beyond_postgresql_become_null_in_every_unit() {
+        // 4714-11-24 00:00:00 BC UTC, PostgreSQL's first instant, in Unix epoch units.
+        let first_second = -210_866_803_200;
+        let pg_first = PG_TIMESTAMPS.start;
+        assert_eq!(
+            micros_written(
+                TimeUnit::Second,
+                vec![first_second, first_second - 1, i64::MIN, i64::MAX, 0]
+            ),
+            vec![Some(pg_first), None, None, None, Some(-PG_EPOCH_MICROS)]
+        );
+        let first_milli = first_second * 1_000;
+        assert_eq!(
+            micros_written(
+                TimeUnit::Millisecond,
+                vec![
+                    first_milli,
+                    first_milli - 1,
+                    1_730_800_800_123_456,
+                    9_223_372_036_854_775,
+                    i64::MIN,
+                    i64::MAX
+                ]
+            ),
+            vec![
+                Some(pg_first),
+                None,
+                Some(1_730_800_800_123_456_000 - PG_EPOCH_MICROS),
+                Some(9_223_372_036_854_775_000 - PG_EPOCH_MICROS),
+                None,
+                None
+            ]
+        );
+        let first_micro = first_milli * 1_000;
+        assert_eq!(
+            micros_written(
+                TimeUnit::Microsecond,
+                vec![first_micro, first_micro - 1, i64::MIN, i64::MAX]
+            ),
+            vec![Some(pg_first), None, None, Some(i64::MAX - PG_EPOCH_MICROS)]
+        );
+        assert_eq!(
+            micros_written(TimeUnit::Nanosecond, vec![i64::MIN, i64::MAX, -1]),
+            vec![
+                Some(i64::MIN.div_euclid(1_000) - PG_EPOCH_MICROS),
+                Some(i64::MAX / 1_000 - PG_EPOCH_MICROS),
+                Some(-1 - PG_EPOCH_MICROS)
+            ]
+        );
+    }
+
+    #[test]
+    fn dates_beyond_postgresql_become_null() {
+        let schema = Schema::new(vec![Field::new("d", DataType::Date32, true)]);
+        let days = arrow::array::Date32Array::from(vec![
+            i32::MIN,
+            i32::MAX,
+            PG_DATES.start + PG_EPOCH_DAYS,
+            PG_DATES.start + PG_EPOCH_DAYS - 1,
+            0,
+        ]);
+        let batch = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(days)]).unwrap();
+        let Column::Days(written) = prepare(batch.column(0), PgType::Date).unwrap() else {
+            panic!("a date column")
+        };
+        let written: Vec<Option<i32>> = written.iter().collect();
+        assert_eq!(
+            written,
+            vec![None, None, Some(PG_DATES.start), None, Some(-PG_EPOCH_DAYS)]
+        );
     }
 
     #[test]

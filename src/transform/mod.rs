@@ -187,6 +187,42 @@ mod tests {
         own + plan.children().into_iter().map(metrics_held).sum::<usize>()
     }
 
+    /// Issue 14 item 1 at the transform: no timestamp goes through nanoseconds, `time` is
+    /// epoch milliseconds at any size, and a value beyond a microsecond count is NULL, not an
+    /// error that fails the chunk.
+    #[tokio::test]
+    async fn the_builtin_timestamps_are_microseconds_and_never_fail() {
+        use arrow::array::AsArray;
+        use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+        let json = r#"[{"time":1730800800123456},{"time":-9223372036854775808},
+            {"time":9223372036854776},{"timestamp":"2300-01-01T00:00:00Z","time":1}]"#;
+        let (frames, mut batcher) = framed(json);
+        let batch = batcher
+            .convert(&frames, 0, &mut Vec::new())
+            .unwrap()
+            .unwrap();
+        let mut transform = Transform::plan(&TransformSql::builtin(), 64).await.unwrap();
+        let micros = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let schema = transform.output_schema();
+        for column in ["timestamp", "last_updated"] {
+            assert_eq!(schema.field_with_name(column).unwrap().data_type(), &micros);
+        }
+        let out = transform.run(vec![batch]).await.unwrap();
+        let ts = out[0]
+            .column_by_name("timestamp")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(
+            ts.iter().collect::<Vec<_>>(),
+            [
+                Some(1_730_800_800_123_456_000),
+                None,
+                None,
+                Some(10_413_792_000_000_000)
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn running_batch_after_batch_holds_nothing_per_batch() {
         let json = r#"[{"level":30,"time":1730764800000,"msg":"m","req":{"id":"1","method":"GET","url":"/x","headers":{"h":"v"}}}]"#;

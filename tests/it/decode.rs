@@ -9,6 +9,7 @@ use arrow::compute::concat_batches;
 use ingestor::decode::{Framer, Frames, RawBatcher, SourceName, raw_schema};
 use ingestor::sample::{SampleConfig, SampleLayout, write_sample};
 use ingestor::source::decompress;
+use sqlx::PgPool;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 use crate::util;
@@ -147,6 +148,106 @@ async fn identical_output_at_every_split() {
             decode(&multi, vec![1 << 20]).await,
             reference,
             "{name}: every gzip member is read"
+        );
+    }
+}
+
+/// A gzip file of `before`, 70 MiB of `x`, then `after`: the `x`s are 70 gzip members of
+/// one MiB each, compressed once (multi-member gzip is read to its end).
+fn seventy_mib_between(before: &str, after: &str) -> Vec<u8> {
+    let member = util::gzip(&[b'x'; 1 << 20]);
+    let mut file = util::gzip(before.as_bytes());
+    for _ in 0..70 {
+        file.extend_from_slice(&member);
+    }
+    file.extend(util::gzip(after.as_bytes()));
+    file
+}
+
+/// `n` with thousands separators.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let groups: Vec<&str> = digits
+        .as_bytes()
+        .rchunks(3)
+        .rev()
+        .map(|group| std::str::from_utf8(group).unwrap())
+        .collect();
+    groups.join(",")
+}
+
+/// Issue 14 item 7: a record over the 64 MiB limit is rejected alone, in NDJSON and in an
+/// array (where brackets and quotes in its strings must not end it early); the record after
+/// it is ingested, and `rejected_records` keeps its first MiB and a cause with its size.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn a_record_over_64_mib_is_rejected_alone(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    // (file, text before the big record, the big record's text before and after its
+    // 70 MiB of `x`, text after it)
+    let files = [
+        (
+            "big.json.gz",
+            "[{\"i\":0},\n",
+            r#"{"i":1,"pad":["]}\"[",{"deep":""#,
+            r#""}]}"#,
+            ",{\"i\":2,\"msg\":\"after\"}]\n",
+        ),
+        (
+            "big.ndjson.gz",
+            "{\"i\":0,\"msg\":\"before\"}\n",
+            r#"{"i":1,"pad":""#,
+            r#""}"#,
+            "\n{\"i\":2,\"msg\":\"after\"}\n",
+        ),
+    ];
+    for (name, before, head, tail, after) in files {
+        let file = seventy_mib_between(&format!("{before}{head}"), &format!("{tail}{after}"));
+        util::write_file(dir.path(), name, &file);
+    }
+    let run = util::ingest(&pool, dir.path(), &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.count("files_completed"), 2);
+    assert_eq!(run.count("records_ingested"), 4);
+    assert_eq!(run.count("records_rejected"), 2);
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT source_key, source_index FROM logs ORDER BY source_key, source_index",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let rows: Vec<(&str, i64)> = rows
+        .iter()
+        .map(|(key, index)| (key.rsplit('/').next().unwrap(), *index))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("big.json.gz", 0),
+            ("big.json.gz", 2),
+            ("big.ndjson.gz", 0),
+            ("big.ndjson.gz", 2)
+        ]
+    );
+    let rejected: Vec<(String, i64, String, String)> = sqlx::query_as(
+        "SELECT s3_key, source_index, raw, error FROM rejected_records ORDER BY s3_key",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rejected.len(), 2);
+    for ((key, index, raw, error), (name, _, head, tail, _)) in rejected.iter().zip(files) {
+        assert!(key.ends_with(name), "{key}");
+        assert_eq!(*index, 1, "{name}");
+        assert_eq!(raw.len(), 1 << 20, "{name}: raw keeps the first MiB");
+        assert!(raw.starts_with(head) && raw.ends_with("xxx"), "{name}");
+        let size = head.len() + 70 * (1 << 20) + tail.len();
+        assert_eq!(
+            error,
+            &format!(
+                "record of {} bytes exceeds the limit of 64 MiB; raw holds its first 1 MiB",
+                grouped(size)
+            ),
+            "{name}"
         );
     }
 }

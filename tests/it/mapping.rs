@@ -277,3 +277,62 @@ async fn source_columns_and_deterministic_ids(pool: PgPool) {
     .await;
     assert_eq!(created, 3);
 }
+
+/// Issue 14 item 1: `time` is epoch milliseconds whatever its size, and a timestamp beyond
+/// PostgreSQL's range (4714 BC to 294276 AD) is NULL: a record never fails its chunk.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn out_of_range_timestamps_become_null_and_never_fail_the_file(pool: PgPool) {
+    let records = [
+        json!({"time": 1730800800123i64}),
+        // An epoch in microseconds read as milliseconds: a date in the year 56,816.
+        json!({"time": 1730800800123456i64}),
+        // Before 4714 BC: an Arrow timestamp, not a PostgreSQL one.
+        json!({"time": -300000000000000i64}),
+        json!({"time": i64::MIN}),
+        // Beyond a microsecond timestamp, and the last millisecond within one.
+        json!({"time": 9223372036854776i64}),
+        json!({"time": 9223372036854775i64}),
+        // PostgreSQL's first instant: 4714-11-24 00:00:00 BC.
+        json!({"time": -210866803200000i64}),
+        json!({"timestamp": "2300-01-01T00:00:00Z", "lastUpdated": "2500-01-01T00:00:00Z"}),
+        json!({"timestamp": "1600-06-01T12:00:00.123456Z"}),
+        json!({"timestamp": "99999-01-01T00:00:00Z", "time": 1730800800123i64, "lastUpdated": "99999-01-01"}),
+        json!({"timestamp": "-5000-01-01T00:00:00Z", "lastUpdated": "-5000-01-01T00:00:00Z"}),
+    ];
+    let rows = ingest_rows(&pool, &records).await;
+    assert_eq!(rows.len(), records.len(), "every record lands");
+    let years: Vec<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT extract(year FROM timestamp AT TIME ZONE 'UTC')::int8, \
+                extract(year FROM last_updated AT TIME ZONE 'UTC')::int8, \
+                (timestamp AT TIME ZONE 'UTC')::text \
+         FROM logs ORDER BY source_index",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let year: Vec<Option<i64>> = years.iter().map(|y| y.0).collect();
+    assert_eq!(
+        year,
+        [
+            Some(2024),
+            Some(56816),
+            None,
+            None,
+            None,
+            Some(294247),
+            Some(-4714),
+            Some(2300),
+            Some(1600),
+            Some(2024),
+            None
+        ]
+    );
+    assert_eq!(years[0].2.as_deref(), Some("2024-11-05 10:00:00.123"));
+    assert_eq!(years[1].2.as_deref(), Some("56816-11-22 16:02:03.456"));
+    assert_eq!(years[6].2.as_deref(), Some("4714-11-24 00:00:00 BC"));
+    assert_eq!(years[8].2.as_deref(), Some("1600-06-01 12:00:00.123456"));
+    let last_updated: Vec<Option<i64>> = years.iter().map(|y| y.1).collect();
+    assert_eq!(last_updated[7..], [Some(2500), None, None, None]);
+    let ids: i64 = util::count(&pool, "SELECT count(DISTINCT id) FROM logs").await;
+    assert_eq!(ids, records.len() as i64);
+}
