@@ -126,6 +126,7 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
                 row_group_rows: args.parquet_row_group_rows as usize,
                 row_group_bytes: args.parquet_row_group_mib as usize * (1 << 20),
                 zstd_level: args.parquet_zstd_level,
+                ..LakeOptions::default()
             };
             let lake = Lake::new(lake::location(url)?, options, planned.output_schema())
                 .with_context(|| {

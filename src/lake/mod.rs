@@ -3,8 +3,10 @@
 //!
 //! Layout: `ROOT/date=YYYY-MM-DD/<stem>.parquet`, Hive-partitioned by the UTC day of the
 //! output's `timestamp` column (`date=__HIVE_DEFAULT_PARTITION__` for rows without one),
-//! one file per source object and day. The stem is derived from the source object alone
-//! (its file name and a stable hash of bucket and key), so a re-run writes the same names.
+//! one file per source object and day (more parts, `<stem>-1.parquet`, ..., when a file
+//! spans more days than writers may be open at once and returns to a day it left). The
+//! stem is derived from the source object alone (its file name and a stable hash of bucket
+//! and key), so a re-run writes the same names.
 //!
 //! Exactly once: a file's Parquet output is written to temporary files in a spool folder
 //! (`writer`), which become visible only when the source object is done (`publish`:
@@ -87,7 +89,14 @@ pub struct LakeOptions {
     pub row_group_bytes: usize,
     /// ZSTD level. Default 3.
     pub zstd_level: i32,
+    /// Day writers open at once per source object (each holds a descriptor and its file's
+    /// footer metadata). Default [`OPEN_DAYS`].
+    pub open_days: usize,
 }
+
+/// Day writers open at once per source object by default: more than the days a log file
+/// usually spans, few enough that descriptors and memory stay small at any concurrency.
+pub const OPEN_DAYS: usize = 32;
 
 impl Default for LakeOptions {
     fn default() -> Self {
@@ -95,6 +104,7 @@ impl Default for LakeOptions {
             row_group_rows: 128 * 1024,
             row_group_bytes: 64 << 20,
             zstd_level: 3,
+            open_days: OPEN_DAYS,
         }
     }
 }
@@ -211,9 +221,13 @@ pub fn stem(bucket: &str, key: &str) -> String {
     format!("{name}-{:016x}", object_hash(bucket, key))
 }
 
-/// `date=DAY/STEM.parquet`: a file's path relative to the lake's root.
-pub fn relative_path(day: &str, stem: &str) -> String {
-    format!("date={day}/{stem}.parquet")
+/// `date=DAY/STEM.parquet` (`date=DAY/STEM-PART.parquet` for parts after the first): a
+/// file's path relative to the lake's root.
+pub fn relative_path(day: &str, stem: &str, part: u32) -> String {
+    match part {
+        0 => format!("date={day}/{stem}.parquet"),
+        part => format!("date={day}/{stem}-{part}.parquet"),
+    }
 }
 
 /// Parses `URL` of `--sink parquet=URL`: `s3://bucket/prefix`, `file:///path` or a path.
@@ -251,8 +265,12 @@ mod tests {
         assert_ne!(a, stem("other", "2024/11/05/app-1.json.gz"));
         assert!(stem("b", "weird name?.json").starts_with("weird_name_-"));
         assert_eq!(
-            relative_path("2024-11-05", "x"),
+            relative_path("2024-11-05", "x", 0),
             "date=2024-11-05/x.parquet"
+        );
+        assert_eq!(
+            relative_path("2024-11-05", "x", 2),
+            "date=2024-11-05/x-2.parquet"
         );
     }
 }

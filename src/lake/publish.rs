@@ -9,7 +9,7 @@ use super::{Lake, LakeError, LakeLocation, Staged, relative_path};
 /// A Parquet file now visible in the lake.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Published {
-    /// Relative to the lake's root: `date=YYYY-MM-DD/<stem>.parquet`.
+    /// Relative to the lake's root: `date=YYYY-MM-DD/<stem>[-<part>].parquet`.
     pub path: String,
     pub rows: u64,
     pub bytes: u64,
@@ -46,7 +46,7 @@ impl Lake {
     ) -> Result<Vec<Published>, LakeError> {
         let mut published = Vec::with_capacity(staged.len());
         for file in staged {
-            let path = relative_path(&file.day, stem);
+            let path = relative_path(&file.day, stem, file.part);
             match &self.location {
                 LakeLocation::Local(root) => {
                     let target = root.join(&path);

@@ -2,6 +2,13 @@
 //! thread (Parquet encoding and ZSTD are CPU work); memory is bounded by the row group
 //! limits: when a new day starts, the row groups buffered for the other days are written
 //! out.
+//!
+//! At most [`LakeOptions::open_days`](super::LakeOptions) writers are open at once (each
+//! holds a file descriptor and its file's footer metadata): a new day beyond that closes
+//! the least recently written day, and rows of that day arriving later go to a new part
+//! file of the same day (`<stem>-1.parquet`, `<stem>-2.parquet`, ...). So descriptors and
+//! memory stay flat however many days a file spans, and the names stay deterministic: the
+//! same object, read in the same order, always gives the same parts.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -23,6 +30,9 @@ use super::{Lake, LakeError, NULL_PARTITION, PARTITION_COLUMN};
 pub struct Staged {
     /// `YYYY-MM-DD`, or [`NULL_PARTITION`].
     pub day: String,
+    /// The part of the day: 0 for the first file, then 1, 2, ... when the day's writer was
+    /// closed to respect the cap on open writers and the day got more rows later.
+    pub part: u32,
     pub temp: TempPath,
     pub rows: u64,
     pub bytes: u64,
@@ -32,14 +42,23 @@ struct Open {
     writer: ArrowWriter<File>,
     temp: TempPath,
     rows: u64,
+    part: u32,
+    /// When rows were last written (a counter): the least recent is closed first.
+    used: u64,
 }
 
-/// The open Parquet writers of one source object, by day.
+/// The open Parquet writers of one source object, by day, at most `open_days` at once.
 pub struct DayWriters {
     lake: std::sync::Arc<Lake>,
     stem: String,
     properties: WriterProperties,
     open: BTreeMap<String, Open>,
+    /// Files closed before the end (the cap), in the order they were closed.
+    closed: Vec<Staged>,
+    /// The next part number of each day whose writer was closed.
+    next_part: BTreeMap<String, u32>,
+    /// Counts writes, to find the least recently written day.
+    clock: u64,
 }
 
 impl DayWriters {
@@ -52,6 +71,9 @@ impl DayWriters {
             stem,
             properties,
             open: BTreeMap::new(),
+            closed: Vec::new(),
+            next_part: BTreeMap::new(),
+            clock: 0,
         }
     }
 
@@ -71,10 +93,15 @@ impl DayWriters {
     }
 
     fn writer(&mut self, day: &str) -> Result<&mut Open, LakeError> {
+        self.clock += 1;
         if !self.open.contains_key(day) {
-            // Logs move forward in time: the days already open rarely get more rows. Their
+            // Logs move forward in time: the days already open rarely get more rows. The
+            // least recently written one is closed when the cap is reached; the others'
             // buffered row groups go to disk, so memory stays that of one row group however
             // many days a file spans.
+            while self.open.len() >= self.lake.options.open_days.max(1) {
+                self.close_least_recent()?;
+            }
             for open in self.open.values_mut() {
                 open.flush()?;
             }
@@ -98,46 +125,75 @@ impl DayWriters {
                 path: temp.display().to_string(),
                 source,
             })?;
+            let part = self.next_part.get(day).copied().unwrap_or(0);
             self.open.insert(
                 day.to_string(),
                 Open {
                     writer,
                     temp,
                     rows: 0,
+                    part,
+                    used: 0,
                 },
             );
         }
-        Ok(self.open.get_mut(day).expect("inserted above"))
+        let open = self.open.get_mut(day).expect("inserted above");
+        open.used = self.clock;
+        Ok(open)
+    }
+
+    /// Closes the writer of the least recently written day; its next rows start a new part.
+    fn close_least_recent(&mut self) -> Result<(), LakeError> {
+        let Some(day) = self
+            .open
+            .iter()
+            .min_by_key(|(_, open)| open.used)
+            .map(|(day, _)| day.clone())
+        else {
+            return Ok(());
+        };
+        let open = self.open.remove(&day).expect("found above");
+        self.next_part.insert(day.clone(), open.part + 1);
+        self.closed.push(open.close(day)?);
+        Ok(())
     }
 
     /// Closes every file (footers written, data on disk) and hands them over for
-    /// publishing, in day order.
+    /// publishing, in day and part order.
     pub fn finish(self) -> Result<Vec<Staged>, LakeError> {
-        let mut staged = Vec::with_capacity(self.open.len());
+        let mut staged = self.closed;
+        staged.reserve(self.open.len());
         for (day, open) in self.open {
-            let path = open.temp.display().to_string();
-            let file = open
-                .writer
-                .into_inner()
-                .map_err(|source| LakeError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
-            file.sync_all()
-                .map_err(|source| LakeError::Io { path, source })?;
-            let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-            staged.push(Staged {
-                day,
-                temp: open.temp,
-                rows: open.rows,
-                bytes,
-            });
+            staged.push(open.close(day)?);
         }
+        staged.sort_by(|a, b| (&a.day, a.part).cmp(&(&b.day, b.part)));
         Ok(staged)
     }
 }
 
 impl Open {
+    /// Writes the footer, syncs the file and releases its descriptor.
+    fn close(self, day: String) -> Result<Staged, LakeError> {
+        let path = self.temp.display().to_string();
+        let file = self
+            .writer
+            .into_inner()
+            .map_err(|source| LakeError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        file.sync_all()
+            .map_err(|source| LakeError::Io { path, source })?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(Staged {
+            day,
+            part: self.part,
+            temp: self.temp,
+            rows: self.rows,
+            bytes,
+        })
+    }
+
     fn flush(&mut self) -> Result<(), LakeError> {
         self.writer.flush().map_err(|source| LakeError::Write {
             path: self.temp.display().to_string(),
@@ -231,6 +287,95 @@ mod tests {
     }
 
     const DAY: i64 = 86_400_000_000;
+
+    fn writers(dir: &std::path::Path, open_days: usize) -> DayWriters {
+        let options = super::super::LakeOptions {
+            open_days,
+            ..Default::default()
+        };
+        let location = super::super::LakeLocation::Local(dir.to_path_buf());
+        let lake = Lake::new(location, options, batch(vec![None]).schema()).unwrap();
+        DayWriters::new(std::sync::Arc::new(lake), "obj-0123".into(), "test")
+    }
+
+    /// Open descriptors of this process (nextest runs each test in its own process).
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    /// The values of column `n` in a staged file.
+    fn staged_values(staged: &Staged) -> Vec<i64> {
+        let file = File::open(&staged.temp).unwrap();
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .flat_map(|b| {
+                let b = b.unwrap();
+                b.column(1)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_day_left_when_the_cap_is_reached_continues_in_a_new_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writers = writers(dir.path(), 2);
+        let day = |d: i64| Some(20_000 * DAY + d * DAY);
+        // Days 0, 1, then 2 (closes day 0, the least recent), 1, then 0 again (closes day
+        // 2; a second part of day 0) and 1.
+        for days in [
+            vec![day(0), day(0)],
+            vec![day(1)],
+            vec![day(2)],
+            vec![day(1)],
+        ] {
+            writers.write(&batch(days)).unwrap();
+        }
+        writers.write(&batch(vec![day(0), day(1)])).unwrap();
+        let staged = writers.finish().unwrap();
+        let parts: Vec<(&str, u32, u64)> = staged
+            .iter()
+            .map(|s| (s.day.as_str(), s.part, s.rows))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                ("2024-10-04", 0, 2),
+                ("2024-10-04", 1, 1),
+                ("2024-10-05", 0, 3),
+                ("2024-10-06", 0, 1),
+            ]
+        );
+        // Every file is a whole Parquet file with its rows.
+        let values: Vec<Vec<i64>> = staged.iter().map(staged_values).collect();
+        assert_eq!(values, [vec![0, 1], vec![0], vec![0, 0, 1], vec![0]]);
+    }
+
+    #[test]
+    fn descriptors_stay_bounded_whatever_the_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writers = writers(dir.path(), super::super::OPEN_DAYS);
+        let before = open_fds();
+        let mut most = before;
+        // Three years and more, one record per day, in batches of a few days.
+        let days: Vec<Option<i64>> = (0..1_100).map(|d| Some(19_000 * DAY + d * DAY)).collect();
+        for chunk in days.chunks(7) {
+            writers.write(&batch(chunk.to_vec())).unwrap();
+            most = most.max(open_fds());
+        }
+        assert!(
+            most <= before + super::super::OPEN_DAYS,
+            "{most} descriptors open, {before} before"
+        );
+        let staged = writers.finish().unwrap();
+        assert_eq!(staged.len(), 1_100);
+        assert!(staged.iter().all(|s| s.rows == 1 && s.part == 0));
+        assert_eq!(open_fds(), before);
+    }
 
     #[test]
     fn one_day_batches_are_not_copied() {

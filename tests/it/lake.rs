@@ -597,3 +597,112 @@ async fn the_byte_rate_limit_holds_for_parquet_input(pool: PgPool) {
         "{elapsed:.2} s for {raw} bytes at {limit} B/s (at least {expected:.2} s expected)"
     );
 }
+
+/// `ingestor ARGS` with at most `fds` open descriptors (`ulimit -n`), to completion.
+async fn run_with_fd_limit(pool: &PgPool, fds: u32, args: &[&str]) -> util::Run {
+    let output = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n {fds} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_ingestor"))
+        .args(args)
+        .env("DATABASE_URL", util::db_url(pool))
+        .env("RUST_LOG", "info")
+        .env_remove("INGESTOR_TRANSFORM")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    util::Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The `message` column of every file of a local lake, sorted.
+fn messages(lake: &BTreeMap<String, Vec<RecordBatch>>) -> Vec<String> {
+    let mut out: Vec<String> = lake
+        .values()
+        .flatten()
+        .flat_map(|batch| {
+            let column = batch.column_by_name("message").unwrap();
+            let column = arrow::compute::cast(column, &DataType::Utf8).unwrap();
+            column
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn a_file_spanning_three_years_of_days_completes_with_few_descriptors(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    const DAY_MS: i64 = 86_400_000;
+    const DAYS: i64 = 1_100;
+    let start = MIDNIGHT_MS - DAYS * DAY_MS;
+    let record = |time: i64, msg: String| json!({"level": 30, "time": time, "msg": msg});
+    // One record per day over three years, then the first day again: its writer was closed
+    // long before (at most 32 are open), so that record starts a second part of the day.
+    let mut records: Vec<Value> = (0..DAYS)
+        .map(|d| record(start + d * DAY_MS + 3_600_000, format!("day {d:04}")))
+        .collect();
+    let mut expected: Vec<String> = (0..DAYS).map(|d| format!("day {d:04}")).collect();
+    records.push(record(start + 7_200_000, "day 0000 again".into()));
+    let path = util::write_file(dir.path(), "years.json", &util::json_array(&records));
+    assert!(std::fs::metadata(&path).unwrap().len() < 100_000);
+    let sink = format!("parquet={}", lake.display());
+    let input = path.to_str().unwrap();
+    let args = [
+        "ingest-file",
+        "--json",
+        "--batch-records",
+        "100",
+        "--sink",
+        &sink,
+    ];
+    let run = run_with_fd_limit(&pool, 256, &[&args[..], &[input]].concat()).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.count("records_ingested"), DAYS as u64 + 1);
+
+    let files = read_lake(&lake);
+    assert_eq!(files.len(), DAYS as usize + 1);
+    let first_day: Vec<&String> = files
+        .keys()
+        .filter(|f| f.starts_with("date=2021-11-01/"))
+        .collect();
+    assert_eq!(first_day.len(), 2, "{first_day:?}");
+    assert!(first_day[0].ends_with("-1.parquet"), "{first_day:?}");
+    assert_eq!(
+        files[first_day[0]]
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>(),
+        1
+    );
+    expected.push("day 0000 again".into());
+    expected.sort();
+    assert_eq!(messages(&files), expected, "every record once");
+    let recorded = lake_metadata(&pool).await["files"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(recorded, DAYS as usize + 1);
+
+    // Without the last record the second part of the first day is no longer produced:
+    // --force removes it.
+    records.pop();
+    expected.retain(|m| m != "day 0000 again");
+    util::write_file(dir.path(), "years.json", &util::json_array(&records));
+    let forced = [&args[..], &["--force", input]].concat();
+    let run = run_with_fd_limit(&pool, 256, &forced).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let files = read_lake(&lake);
+    assert_eq!(files.len(), DAYS as usize);
+    assert!(files.keys().all(|f| !f.ends_with("-1.parquet")));
+    assert_eq!(messages(&files), expected);
+}
