@@ -78,7 +78,7 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
             )
         }
         None => (
-            config::s3_store(&args.bucket)?,
+            config::s3_store(&args.bucket, args.pipeline.s3_timeout_secs)?,
             format!("s3://{}", args.bucket),
         ),
     };
@@ -519,7 +519,7 @@ async fn preview(args: PreviewArgs) -> anyhow::Result<i32> {
         let (bucket, key) = rest
             .split_once('/')
             .with_context(|| format!("{}: expected s3://bucket/key", args.source))?;
-        let store = config::s3_store(bucket)?;
+        let store = config::s3_store(bucket, args.s3_timeout_secs)?;
         let path = object_store::path::Path::from(key);
         (
             SourceRef::Object { store, path },

@@ -215,6 +215,11 @@ pub struct PipelineArgs {
     /// Serve Prometheus metrics on HOST:PORT (path /metrics).
     #[arg(long, env = "INGESTOR_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+
+    /// Seconds each S3 request may take (default 30). A read cut off by it resumes where it
+    /// stopped, so objects of any size and speed finish.
+    #[arg(long, env = "INGESTOR_S3_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub s3_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -250,6 +255,10 @@ pub struct PreviewArgs {
     /// Show the physical plan too.
     #[arg(long)]
     pub explain: bool,
+
+    /// Seconds each S3 request may take (default 30); reads resume after it.
+    #[arg(long, env = "INGESTOR_S3_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub s3_timeout_secs: Option<u64>,
 
     /// A local path or s3://bucket/key.
     pub source: String,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
+use object_store::{ClientOptions, ObjectStore};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -128,10 +128,12 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
                 zstd_level: args.parquet_zstd_level,
                 ..LakeOptions::default()
             };
-            let lake = Lake::new(lake::location(url)?, options, planned.output_schema())
-                .with_context(|| {
-                    format!("transform {} and --sink parquet={url}", transform.origin)
-                })?;
+            let lake = Lake::new(
+                lake::location(url, args.s3_timeout_secs)?,
+                options,
+                planned.output_schema(),
+            )
+            .with_context(|| format!("transform {} and --sink parquet={url}", transform.origin))?;
             Some(Arc::new(lake))
         }
         None => None,
@@ -152,9 +154,17 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
 }
 
 /// An S3 store for `bucket` from AWS_REGION, AWS_ENDPOINT (http allowed, path-style),
-/// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
-pub fn s3_store(bucket: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
-    let mut builder = AmazonS3Builder::new().with_bucket_name(bucket);
+/// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; `timeout_secs` bounds each request
+/// (`--s3-timeout-secs`; object_store's 30 s when None).
+pub fn s3_store(bucket: &str, timeout_secs: Option<u64>) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    let mut client = ClientOptions::new();
+    if let Some(secs) = timeout_secs {
+        client = client.with_timeout(Duration::from_secs(secs));
+    }
+    // Client options first: the builder's other settings (allow_http) amend them.
+    let mut builder = AmazonS3Builder::new()
+        .with_client_options(client)
+        .with_bucket_name(bucket);
     if let Ok(region) = std::env::var("AWS_REGION") {
         builder = builder.with_region(region);
     }

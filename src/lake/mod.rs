@@ -230,14 +230,15 @@ pub fn relative_path(day: &str, stem: &str, part: u32) -> String {
     }
 }
 
-/// Parses `URL` of `--sink parquet=URL`: `s3://bucket/prefix`, `file:///path` or a path.
-pub fn location(url: &str) -> anyhow::Result<LakeLocation> {
+/// Parses `URL` of `--sink parquet=URL`: `s3://bucket/prefix`, `file:///path` or a path;
+/// `s3_timeout_secs` bounds each S3 request (`--s3-timeout-secs`).
+pub fn location(url: &str, s3_timeout_secs: Option<u64>) -> anyhow::Result<LakeLocation> {
     if let Some(rest) = url.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         anyhow::ensure!(!bucket.is_empty(), "--sink parquet={url}: no bucket");
         return Ok(LakeLocation::Store {
             url: url.trim_end_matches('/').to_string(),
-            store: crate::config::s3_store(bucket)?,
+            store: crate::config::s3_store(bucket, s3_timeout_secs)?,
             prefix: prefix.trim_matches('/').to_string(),
         });
     }

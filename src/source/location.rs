@@ -1,14 +1,16 @@
 //! One source object: a local file or an object in an object store, and how to open it as
-//! a byte stream.
+//! a byte stream (object store reads resume where they broke off, see [`super::resume`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
-use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, path::Path as ObjectPath};
+use object_store::{
+    GetOptions, GetResultPayload, ObjectStore, ObjectStoreExt, path::Path as ObjectPath,
+};
 use tokio_util::io::StreamReader;
 
 use super::input::BoxRead;
+use super::resume::resumable;
 use super::version::ObjectVersion;
 
 /// Where one file's bytes are.
@@ -33,7 +35,9 @@ impl SourceRef {
     }
 }
 
-/// Opens `source` for streaming reads; also returns the version being read.
+/// Opens `source` for streaming reads; also returns the version being read. An object in a
+/// store is read with one GET that resumes with ranged GETs of the same version when its
+/// body breaks off.
 pub async fn open(source: &SourceRef) -> std::io::Result<(BoxRead, ObjectVersion)> {
     match source {
         SourceRef::Local(path) => {
@@ -42,7 +46,10 @@ pub async fn open(source: &SourceRef) -> std::io::Result<(BoxRead, ObjectVersion
             Ok((Box::new(file), version))
         }
         SourceRef::Object { store, path } => {
-            let result = store.get(path).await.map_err(std::io::Error::other)?;
+            let result = store
+                .get_opts(path, GetOptions::default())
+                .await
+                .map_err(std::io::Error::other)?;
             let version = ObjectVersion::of_meta(&result.meta);
             match result.payload {
                 // object_store's stream over a local file reads 8 KiB at a time: read the
@@ -50,8 +57,8 @@ pub async fn open(source: &SourceRef) -> std::io::Result<(BoxRead, ObjectVersion
                 GetResultPayload::File(file, _) => {
                     Ok((Box::new(tokio::fs::File::from_std(file)), version))
                 }
-                GetResultPayload::Stream(stream) => {
-                    let stream = stream.map_err(std::io::Error::other);
+                GetResultPayload::Stream(body) => {
+                    let stream = resumable(Arc::clone(store), path.clone(), &result.meta, body);
                     Ok((Box::new(StreamReader::new(stream)), version))
                 }
             }

@@ -7,6 +7,7 @@ mod input;
 pub mod local;
 mod location;
 mod parquet;
+pub mod resume;
 mod version;
 
 pub use counting::{ByteCounter, CountingReader};

@@ -13,6 +13,7 @@ mod operations;
 mod operator;
 mod run;
 mod s3;
+mod s3_reads;
 mod transform;
 mod util;
 mod versions;

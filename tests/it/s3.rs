@@ -130,7 +130,17 @@ pub enum Fault {
     Drop,
     /// Forwards the request, then cuts the response off after its headers and a few bytes.
     CutResponse,
+    /// Forwards the request, then cuts the response off after its headers and `n` bytes
+    /// of its body (the connection is closed).
+    CutAfter(usize),
+    /// Forwards the response without its ETag header (a store without etags), its body
+    /// cut off after `n` bytes if given.
+    NoEtag(Option<usize>),
 }
+
+/// Decides the fault of each request from its head (`GET /bucket/key?... HTTP/1.1` and
+/// the headers); None forwards it untouched.
+pub type Decide = Arc<dyn Fn(&str) -> Option<Fault> + Send + Sync>;
 
 /// An HTTP proxy on 127.0.0.1 that injects `faults` into every `every`-th request, in turn.
 pub struct FaultProxy {
@@ -141,20 +151,29 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub async fn start(upstream: u16, every: usize, faults: Vec<Fault>) -> Self {
+        let seen = AtomicUsize::new(0);
+        let decide = move |_: &str| {
+            let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+            n.is_multiple_of(every)
+                .then(|| faults[(n / every) % faults.len()])
+        };
+        Self::start_with(upstream, Arc::new(decide)).await
+    }
+
+    /// A proxy whose faults `decide` chooses request by request.
+    pub async fn start_with(upstream: u16, decide: Decide) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let injected = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&injected);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
-                let (seen, counter, faults) =
-                    (Arc::clone(&seen), Arc::clone(&counter), faults.clone());
+                let (decide, counter) = (Arc::clone(&decide), Arc::clone(&counter));
                 tokio::spawn(async move {
-                    let _ = serve(client, upstream, every, &faults, &seen, &counter).await;
+                    let _ = serve(client, upstream, decide.as_ref(), &counter).await;
                 });
             }
         });
@@ -229,20 +248,45 @@ fn with_connection_close(request: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// The response without its ETag header.
+fn without_etag(response: &[u8]) -> Vec<u8> {
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    let head = String::from_utf8_lossy(&response[..end]);
+    let kept: Vec<&str> = head
+        .split("\r\n")
+        .filter(|line| !line.to_ascii_lowercase().starts_with("etag:"))
+        .collect();
+    let mut out = kept.join("\r\n").into_bytes();
+    out.extend_from_slice(&response[end..]);
+    out
+}
+
+/// The response's headers and the first `n` bytes of its body.
+fn cut_after(response: &[u8], n: usize) -> &[u8] {
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .unwrap_or(0);
+    &response[..(head_end + n).min(response.len())]
+}
+
 async fn serve(
     mut client: TcpStream,
     upstream: u16,
-    every: usize,
-    faults: &[Fault],
-    seen: &AtomicUsize,
+    decide: &(dyn Fn(&str) -> Option<Fault> + Send + Sync),
     injected: &AtomicUsize,
 ) -> std::io::Result<()> {
     let mut buffer = Vec::new();
     while let Some(request) = read_request(&mut client, &mut buffer).await? {
-        let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
-        let fault = n
-            .is_multiple_of(every)
-            .then(|| faults[(n / every) % faults.len()]);
+        let head_end = request
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(request.len());
+        let fault = decide(&String::from_utf8_lossy(&request[..head_end]));
         if let Some(fault) = fault {
             injected.fetch_add(1, Ordering::SeqCst);
             match fault {
@@ -256,21 +300,24 @@ async fn serve(
                     return Ok(());
                 }
                 Fault::Drop => return Ok(()),
-                Fault::CutResponse => {}
+                Fault::CutResponse | Fault::CutAfter(_) | Fault::NoEtag(_) => {}
             }
         }
         let mut up = TcpStream::connect(("127.0.0.1", upstream)).await?;
         up.write_all(&with_connection_close(&request)).await?;
         let mut response = Vec::new();
         up.read_to_end(&mut response).await?;
-        if let Some(Fault::CutResponse) = fault {
-            let head_end = response
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map(|p| p + 4)
-                .unwrap_or(0);
-            let cut = (head_end + 100).min(response.len());
-            client.write_all(&response[..cut]).await?;
+        let cut = match fault {
+            Some(Fault::CutResponse) => Some(100),
+            Some(Fault::CutAfter(n)) => Some(n),
+            Some(Fault::NoEtag(n)) => {
+                response = without_etag(&response);
+                n
+            }
+            _ => None,
+        };
+        if let Some(n) = cut {
+            client.write_all(cut_after(&response, n)).await?;
             return Ok(());
         }
         let closes = String::from_utf8_lossy(&response[..response.len().min(2048)])
