@@ -82,7 +82,13 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
             format!("s3://{}", args.bucket),
         ),
     };
-    let pool = config::connect(database_url, concurrency as u32 * 2 + 2).await?;
+    let pool = config::connect_worker(
+        database_url,
+        concurrency as u32 * 2 + 2,
+        args.pipeline.lease_secs,
+        args.pipeline.reconnect_secs,
+    )
+    .await?;
     start_metrics(&args.pipeline).await?;
     let mut ingest = config::ingest(pool, &args.pipeline).await?;
     ingest.settings.retry_after = std::time::Duration::from_secs_f64(args.retry_base_secs.max(0.0));
@@ -101,6 +107,7 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
         concurrency,
         display_root,
         cancel: cancel.clone(),
+        reconnect: reconnect(&args.pipeline, &cancel),
         files: Arc::new(FileCounts::default()),
         on_change: args.on_change,
     };
@@ -209,30 +216,57 @@ async fn dry_run(runner: &crate::runner::Runner) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Runs passes until done (one, or until a signal with `--follow`). Returns the totals and
-/// whether a signal stopped a pass in its middle (not between passes).
+/// How long a lost database connection is retried (`--reconnect-secs`).
+fn reconnect(args: &crate::cli::PipelineArgs, cancel: &pipeline::Cancel) -> crate::jobs::Reconnect {
+    let bound = std::time::Duration::from_secs_f64(args.reconnect_secs.max(0.0));
+    crate::jobs::Reconnect::new(bound, cancel.clone())
+}
+
+/// The passes of `run`: one, or with `--follow` until a signal. Returns the totals and
+/// whether a signal stopped a pass in its middle (not between passes). A pass that fails for a
+/// transient reason (a listing or database hiccup) is tried again after a backoff with
+/// `--follow`; configuration errors, a database unreachable past `--reconnect-secs`, and
+/// anything else end the command.
 async fn passes(
     runner: &crate::runner::Runner,
     args: &RunArgs,
     cancel: &pipeline::Cancel,
 ) -> anyhow::Result<(Summary, bool)> {
     let mut total = Summary::default();
+    let interval = std::time::Duration::from_secs_f64(args.interval.max(0.1));
+    let mut failures = 0u32;
     loop {
-        let summary = runner.pass().await?;
-        total.merge(&summary);
-        if cancel.is_cancelled() {
-            return Ok((total, true));
-        }
-        if !args.follow {
-            break;
-        }
-        tracing::info!(
-            completed = summary.files_completed,
-            failed = summary.files_failed,
-            records = summary.records_ingested,
-            "pass done; waiting for new objects"
-        );
-        let wait = std::time::Duration::from_secs_f64(args.interval.max(0.1));
+        let wait = match runner.pass().await {
+            Ok(summary) => {
+                failures = 0;
+                total.merge(&summary);
+                if cancel.is_cancelled() {
+                    return Ok((total, true));
+                }
+                if !args.follow {
+                    break;
+                }
+                tracing::info!(
+                    completed = summary.files_completed,
+                    failed = summary.files_failed,
+                    records = summary.records_ingested,
+                    "pass done; waiting for new objects"
+                );
+                interval
+            }
+            Err(error) if args.follow && !cancel.is_cancelled() && is_transient(&error) => {
+                failures += 1;
+                let wait = std::time::Duration::from_secs(1u64 << failures.min(6))
+                    .min(interval.max(std::time::Duration::from_secs(1)));
+                tracing::warn!(
+                    error = %format!("{error:#}"),
+                    retry_in_secs = wait.as_secs(),
+                    "the pass failed; trying again"
+                );
+                wait
+            }
+            Err(error) => return Err(error),
+        };
         let deadline = tokio::time::Instant::now() + wait;
         while tokio::time::Instant::now() < deadline && !cancel.is_cancelled() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -242,6 +276,14 @@ async fn passes(
         }
     }
     Ok((total, false))
+}
+
+/// A pass error that a later pass can get past: the listing failed (object_store already
+/// retried it), or the database connection failed (and has not stayed away past the bound).
+fn is_transient(error: &anyhow::Error) -> bool {
+    let unreachable = crate::jobs::gave_up(error);
+    let listing = error.chain().any(|cause| cause.is::<object_store::Error>());
+    !unreachable && (listing || crate::jobs::caused_by_connection(error))
 }
 
 /// SIGINT / SIGTERM: stop claiming, stop files between chunks and release their leases.
@@ -292,8 +334,12 @@ async fn jobs_command(database_url: Option<&str>, command: JobsCommand) -> anyho
                 }
             }
         }
-        JobsCommand::Stats { bucket, json } => {
-            let stats = crate::jobs::stats(&pool, bucket.as_deref()).await?;
+        JobsCommand::Stats {
+            bucket,
+            prefix,
+            json,
+        } => {
+            let stats = crate::jobs::stats(&pool, bucket.as_deref(), prefix.as_ref()).await?;
             if json {
                 out!("{}", serde_json::to_string(&stats)?);
             } else {
@@ -341,7 +387,13 @@ async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyho
     let include = include_set(&patterns)?;
     let files = expand_paths(&args.paths, &include)?;
     let concurrency = usize::from(args.pipeline.concurrency);
-    let pool = config::connect(database_url, concurrency as u32 * 2 + 2).await?;
+    let pool = config::connect_worker(
+        database_url,
+        concurrency as u32 * 2 + 2,
+        args.pipeline.lease_secs,
+        args.pipeline.reconnect_secs,
+    )
+    .await?;
     let ingest = config::ingest(pool, &args.pipeline).await?;
     if let Some(plan) = ingest
         .postgres
@@ -398,6 +450,7 @@ async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyho
         concurrency,
         &files,
         &cancel,
+        &reconnect(&args.pipeline, &cancel),
     )
     .await;
     reporter.finish();
@@ -421,7 +474,9 @@ fn exit_code(summary: &Summary, cancel: &pipeline::Cancel) -> i32 {
     }
 }
 
-/// Ingests `tasks`, `concurrency` at a time, logging one line per file.
+/// Ingests `tasks`, `concurrency` at a time, logging one line per file. A file whose
+/// database connection failed is taken up again once the database answers (see
+/// [`ingest_reconnecting`]).
 pub async fn run_tasks(
     ingest: Arc<Ingest>,
     tasks: Vec<FileTask>,
@@ -431,8 +486,21 @@ pub async fn run_tasks(
 ) -> anyhow::Result<Summary> {
     let options = pipeline::FileOptions { force, wait: true };
     let cancel = pipeline::Cancel::default();
-    run_tasks_until(ingest, tasks, options, concurrency, files, &cancel).await
+    let reconnect = crate::jobs::Reconnect::new(DEFAULT_RECONNECT, cancel.clone());
+    run_tasks_until(
+        ingest,
+        tasks,
+        options,
+        concurrency,
+        files,
+        &cancel,
+        &reconnect,
+    )
+    .await
 }
+
+/// `--reconnect-secs`' default, for callers without options.
+const DEFAULT_RECONNECT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// [`run_tasks`] with options; when `cancel` is set, files stop between chunks and the
 /// rest are not started.
@@ -443,13 +511,15 @@ pub async fn run_tasks_until(
     concurrency: usize,
     files: &FileCounts,
     cancel: &pipeline::Cancel,
+    reconnect: &crate::jobs::Reconnect,
 ) -> anyhow::Result<Summary> {
     let mut summary = Summary::default();
     let mut results = futures::stream::iter(tasks)
         .map(|task| {
             let ingest = Arc::clone(&ingest);
             let cancel = cancel.clone();
-            async move { pipeline::ingest_file_with(&ingest, task, options, &cancel).await }
+            let reconnect = reconnect.clone();
+            async move { ingest_reconnecting(&ingest, &reconnect, task, options, &cancel).await }
         })
         .buffer_unordered(concurrency.max(1));
     while let Some(result) = results.next().await {
@@ -459,6 +529,35 @@ pub async fn run_tasks_until(
         summary.add(&report);
     }
     Ok(summary)
+}
+
+/// Times one file of `ingest-file` is taken up again after its database connection failed.
+const RECONNECTS_PER_FILE: u32 = 5;
+
+/// One file of `ingest-file`: if its database connection fails, the claim is given back
+/// once the database answers again (within `--reconnect-secs`) and the file resumes at
+/// its checkpoint, up to [`RECONNECTS_PER_FILE`] times.
+async fn ingest_reconnecting(
+    ingest: &Ingest,
+    reconnect: &crate::jobs::Reconnect,
+    task: FileTask,
+    options: pipeline::FileOptions,
+    cancel: &pipeline::Cancel,
+) -> anyhow::Result<FileReport> {
+    let mut lost = 0;
+    loop {
+        match pipeline::ingest_file_with(ingest, task.clone(), options, cancel).await {
+            Ok(report) => return Ok(report),
+            Err(fatal)
+                if crate::jobs::is_connection_error(&fatal.source)
+                    && lost < RECONNECTS_PER_FILE =>
+            {
+                lost += 1;
+                crate::runner::recover(&ingest.pool, reconnect, fatal).await?;
+            }
+            Err(fatal) => return Err(fatal.into()),
+        }
+    }
 }
 
 /// Counts a file's outcome in the metrics and logs its one line.

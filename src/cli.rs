@@ -53,9 +53,10 @@ pub struct RunArgs {
     #[arg(long, env = "INGESTOR_BUCKET")]
     pub bucket: String,
 
-    /// Only keys under this folder prefix (e.g. `logs/2024/`).
-    #[arg(long, env = "INGESTOR_PREFIX", default_value = "")]
-    pub prefix: String,
+    /// Only keys starting with this string, as in S3 (`logs/2024/`, or `logs/20` for
+    /// `logs/2024/...` and `logs/2025/...`); a leading `/` is ignored.
+    #[arg(long, env = "INGESTOR_PREFIX", default_value = "", value_parser = crate::jobs::Prefix::parse)]
+    pub prefix: crate::jobs::Prefix,
 
     /// Serve buckets from this local folder (bucket B is the folder DIR/B) instead of S3.
     #[arg(long, env = "INGESTOR_LOCAL_BUCKETS")]
@@ -126,6 +127,9 @@ pub enum JobsCommand {
     Stats {
         #[arg(long)]
         bucket: Option<String>,
+        /// Only keys starting with this string (a leading `/` is ignored).
+        #[arg(long, value_parser = crate::jobs::Prefix::parse)]
+        prefix: Option<crate::jobs::Prefix>,
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -191,6 +195,11 @@ pub struct PipelineArgs {
     /// Seconds a claim on a file stays valid without a heartbeat.
     #[arg(long, env = "INGESTOR_LEASE_SECS", default_value_t = 60.0, value_parser = seconds(1.0, 86_400.0))]
     pub lease_secs: f64,
+
+    /// Seconds to keep reconnecting (with backoff) to a database that stopped answering
+    /// before giving up with exit status 1.
+    #[arg(long, env = "INGESTOR_RECONNECT_SECS", default_value_t = 300.0)]
+    pub reconnect_secs: f64,
 
     /// Print the summary as one JSON object on the last line of stdout.
     #[arg(long, env = "INGESTOR_JSON")]

@@ -1,6 +1,7 @@
 //! Resolved configuration: turns what the user typed into live objects (the database pool,
 //! object stores, the checked sink). Nothing else reads environment variables.
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use anyhow::{Context, bail};
 use object_store::aws::AmazonS3Builder;
 use object_store::{ClientOptions, ObjectStore};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::cli::{PipelineArgs, SinkArg};
 use crate::lake::{self, Lake, LakeOptions};
@@ -22,19 +23,61 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects to the database and applies pending migrations.
 pub async fn connect(database_url: Option<&str>, max_connections: u32) -> anyhow::Result<PgPool> {
+    connect_with(database_url, max_connections, None, Duration::from_secs(10)).await
+}
+
+/// The pool of a command that ingests (`run`, `ingest-file`): its sessions end a
+/// transaction left idle for twice the lease (`idle_in_transaction_session_timeout`), so a
+/// frozen worker cannot hold a row lock forever; past its lease it has lost the file anyway.
+/// A connection is waited for at most `reconnect_secs` (1-10 s), so that the reconnect
+/// bound is kept.
+pub async fn connect_worker(
+    database_url: Option<&str>,
+    max_connections: u32,
+    lease_secs: f64,
+    reconnect_secs: f64,
+) -> anyhow::Result<PgPool> {
+    let acquire = Duration::from_secs_f64(reconnect_secs.clamp(1.0, 10.0));
+    connect_with(
+        database_url,
+        max_connections,
+        Some(idle_timeout(lease_secs)),
+        acquire,
+    )
+    .await
+}
+
+/// `idle_in_transaction_session_timeout` for a lease of `lease_secs`: twice the lease,
+/// at least a second.
+pub fn idle_timeout(lease_secs: f64) -> Duration {
+    Duration::from_secs_f64((2.0 * lease_secs).max(1.0))
+}
+
+async fn connect_with(
+    database_url: Option<&str>,
+    max_connections: u32,
+    idle_in_transaction: Option<Duration>,
+    acquire_timeout: Duration,
+) -> anyhow::Result<PgPool> {
     let Some(url) = database_url else {
         bail!("no database: set DATABASE_URL or pass --database-url");
     };
+    let mut options = PgConnectOptions::from_str(url)
+        .with_context(|| format!("invalid database URL {}", redact_url(url)))?;
+    if let Some(timeout) = idle_in_transaction {
+        let ms = timeout.as_millis().to_string();
+        options = options.options([("idle_in_transaction_session_timeout", ms.as_str())]);
+    }
     // One direct connection first: an unreachable or misconfigured database fails at once
     // with the server's own message, instead of after the pool's acquire timeout.
-    let probe = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+    let probe = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
         .await
         .with_context(|| format!("cannot connect to the database at {}", redact_url(url)))?;
     let _ = sqlx::Connection::close(probe).await;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect(url)
+        .acquire_timeout(acquire_timeout)
+        .connect_with(options)
         .await
         .with_context(|| format!("cannot connect to the database at {}", redact_url(url)))?;
     MIGRATOR
@@ -155,7 +198,8 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
 
 /// An S3 store for `bucket` from AWS_REGION, AWS_ENDPOINT (http allowed, path-style),
 /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; `timeout_secs` bounds each request
-/// (`--s3-timeout-secs`; object_store's 30 s when None).
+/// (`--s3-timeout-secs`; object_store's 30 s when None). `INGESTOR_S3_RETRIES` sets
+/// object_store's retries per request (10 by default).
 pub fn s3_store(bucket: &str, timeout_secs: Option<u64>) -> anyhow::Result<Arc<dyn ObjectStore>> {
     let mut client = ClientOptions::new();
     if let Some(secs) = timeout_secs {
@@ -165,6 +209,15 @@ pub fn s3_store(bucket: &str, timeout_secs: Option<u64>) -> anyhow::Result<Arc<d
     let mut builder = AmazonS3Builder::new()
         .with_client_options(client)
         .with_bucket_name(bucket);
+    if let Ok(retries) = std::env::var("INGESTOR_S3_RETRIES") {
+        let max_retries = retries
+            .parse()
+            .with_context(|| format!("INGESTOR_S3_RETRIES={retries}: expected a number"))?;
+        builder = builder.with_retry(object_store::RetryConfig {
+            max_retries,
+            ..Default::default()
+        });
+    }
     if let Ok(region) = std::env::var("AWS_REGION") {
         builder = builder.with_region(region);
     }

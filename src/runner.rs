@@ -17,27 +17,34 @@ use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 use tokio::task::JoinSet;
 
-use crate::jobs::{self, ClaimRules, ClaimedFile, Lease, Listed};
+use crate::jobs::{self, ClaimRules, ClaimedFile, Lease, Listed, Prefix, Reconnect};
 use crate::metrics::{self, METRICS};
-use crate::pipeline::{self, Cancel, FileReport, FileTask, Ingest, Outcome, Summary};
+use crate::pipeline::{self, Cancel, FatalError, FileReport, FileTask, Ingest, Outcome, Summary};
 use crate::progress::FileCounts;
 use crate::source::SourceRef;
 
 /// Keys recorded per discovery statement.
 const DISCOVERY_PAGE: usize = 1000;
 
+/// A pass waits for a failed file's retry only when it is due within this: a pass (a cron
+/// backfill, a CI job) never sleeps on a retry minutes away; it ends, and a later pass (the
+/// next one with `--follow`) takes the file when due.
+pub const MAX_RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One bucket's passes.
 pub struct Runner {
     pub ingest: Arc<Ingest>,
     pub store: Arc<dyn ObjectStore>,
     pub bucket: String,
-    pub prefix: String,
+    pub prefix: Prefix,
     pub include: GlobSet,
     pub rules: ClaimRules,
     pub concurrency: usize,
     /// How logs and errors name an object: `s3://bucket` or the local folder.
     pub display_root: String,
     pub cancel: Cancel,
+    /// How long a lost database connection is retried before the pass gives up.
+    pub reconnect: Reconnect,
     /// Files claimed and done, for progress.
     pub files: Arc<FileCounts>,
     /// What to do with a COMPLETED object whose version changed.
@@ -76,7 +83,7 @@ impl Runner {
         let mut reports = HashMap::new();
         self.drain(&mut reports).await?;
         if !self.cancel.is_cancelled() {
-            let found = self.discover().await?;
+            let found = self.discover_reconnecting().await?;
             tracing::info!(
                 bucket = %self.bucket,
                 prefix = %self.prefix,
@@ -93,22 +100,46 @@ impl Runner {
         Ok(summary)
     }
 
+    /// Discovery, started over once the database answers again if its connection failed
+    /// (recording listed keys is idempotent).
+    async fn discover_reconnecting(&self) -> anyhow::Result<jobs::Discovered> {
+        loop {
+            match self.discover().await {
+                Err(error) if jobs::caused_by_connection(&error) && !self.cancel.is_cancelled() => {
+                    tracing::warn!(error = %format!("{error:#}"), "discovery lost its database connection; starting it over");
+                    self.reconnect
+                        .retry("record listed objects", || async {
+                            sqlx::query("SELECT 1").execute(&self.ingest.pool).await
+                        })
+                        .await?;
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// Claims and processes files until none is eligible, `concurrency` at a time. Failed
-    /// files with attempts left are retried within the pass once their backoff elapsed.
+    /// files with attempts left are retried within the pass once their backoff elapsed, if
+    /// that is within [`MAX_RETRY_WAIT`]; later ones are left to a later pass.
     async fn drain(&self, reports: &mut HashMap<String, FileReport>) -> anyhow::Result<()> {
         let mut running = JoinSet::new();
         loop {
             if !self.cancel.is_cancelled() && running.len() < self.concurrency {
+                self.give_up_lost(reports).await?;
                 let free = self.concurrency - running.len();
-                let claimed = jobs::claim_page(
-                    &self.ingest.pool,
-                    &self.bucket,
-                    &self.prefix,
-                    free,
-                    self.rules,
-                )
-                .await
-                .context("cannot claim files")?;
+                let claimed = self
+                    .reconnect
+                    .retry("claim files", || {
+                        jobs::claim_page(
+                            &self.ingest.pool,
+                            &self.bucket,
+                            &self.prefix,
+                            free,
+                            self.rules,
+                        )
+                    })
+                    .await
+                    .context("cannot claim files")?;
                 for file in claimed {
                     // A retry of a file this pass already counted is not another file.
                     if !reports.contains_key(&file.key) {
@@ -141,18 +172,67 @@ impl Runner {
         }
     }
 
-    /// Sleeps until the next retryable file may be tried; false when there is none.
+    /// Fails the files whose worker was lost on their last attempt (see
+    /// [`jobs::give_up_lost`]); they count as FAILED in this pass.
+    async fn give_up_lost(&self, reports: &mut HashMap<String, FileReport>) -> anyhow::Result<()> {
+        let lost = self
+            .reconnect
+            .retry("fail files whose worker was lost", || {
+                jobs::give_up_lost(
+                    &self.ingest.pool,
+                    &self.bucket,
+                    &self.prefix,
+                    self.rules.max_attempts,
+                )
+            })
+            .await
+            .context("cannot fail files whose worker was lost")?;
+        for (key, error) in lost {
+            let report = FileReport {
+                display: format!("{}/{}", self.display_root, key),
+                outcome: Outcome::Failed(error),
+                counts: Default::default(),
+                elapsed: Default::default(),
+                replaced: false,
+            };
+            crate::app::record_report(&report);
+            let earlier = reports.remove(&key).map(|r| r.counts).unwrap_or_default();
+            reports.insert(
+                key,
+                FileReport {
+                    counts: earlier,
+                    ..report
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Sleeps until the next retryable file may be tried, if that is within
+    /// [`MAX_RETRY_WAIT`]; false when there is none that soon (the pass ends, a later pass
+    /// takes it when due).
     async fn wait_for_retry(&self) -> anyhow::Result<bool> {
-        let next = jobs::next_retry(
-            &self.ingest.pool,
-            &self.bucket,
-            &self.prefix,
-            self.rules.max_attempts,
-        )
-        .await
-        .context("cannot read pending retries")?;
+        let next = self
+            .reconnect
+            .retry("read pending retries", || {
+                jobs::next_retry(
+                    &self.ingest.pool,
+                    &self.bucket,
+                    &self.prefix,
+                    self.rules.max_attempts,
+                )
+            })
+            .await
+            .context("cannot read pending retries")?;
         let Some(at) = next else { return Ok(false) };
         let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        if wait > MAX_RETRY_WAIT {
+            tracing::info!(
+                due_in_secs = wait.as_secs(),
+                "the next retry of a failed file is not due soon: left to a later pass"
+            );
+            return Ok(false);
+        }
         tracing::info!(
             wait_ms = wait.as_millis() as u64,
             "waiting to retry failed files"
@@ -167,10 +247,10 @@ impl Runner {
     fn process(
         &self,
         file: ClaimedFile,
-    ) -> impl Future<Output = (String, Result<FileReport, pipeline::FatalError>)> + Send + 'static
-    {
+    ) -> impl Future<Output = (String, anyhow::Result<FileReport>)> + Send + 'static {
         let ingest = Arc::clone(&self.ingest);
         let cancel = self.cancel.clone();
+        let reconnect = self.reconnect.clone();
         let path =
             ObjectPath::parse(&file.key).unwrap_or_else(|_| ObjectPath::from(file.key.as_str()));
         let task = FileTask {
@@ -198,6 +278,10 @@ impl Runner {
         };
         async move {
             let report = pipeline::process_claimed(&ingest, &task, &lease, resume, &cancel).await;
+            let report = match report {
+                Err(fatal) => recover(&ingest.pool, &reconnect, fatal).await,
+                Ok(report) => Ok(report),
+            };
             if let (Ok(report), Some(modified)) = (&report, file.last_modified)
                 && report.outcome == Outcome::Completed
             {
@@ -313,4 +397,44 @@ impl Runner {
         found.replaced += page.replaced;
         Ok(())
     }
+}
+
+/// A file whose database connection failed mid-way (`fatal`): once the database answers
+/// again (within the reconnect bound), its claim is given back as a transient failure due
+/// at once, so the next claim takes it up at its checkpoint. The attempt counts, so a file
+/// that brings the connection down every time ends FAILED after `--max-attempts`.
+pub(crate) async fn recover(
+    pool: &sqlx::PgPool,
+    reconnect: &Reconnect,
+    fatal: FatalError,
+) -> anyhow::Result<FileReport> {
+    if !jobs::is_connection_error(&fatal.source) {
+        return Err(fatal.into());
+    }
+    let cause = format!("database connection lost: {}", fatal.source);
+    tracing::warn!(file = %fatal.display, error = %fatal.source, "database connection lost; the file is given back once the database answers");
+    reconnect
+        .retry("reach the database", || async {
+            sqlx::query("SELECT 1").execute(pool).await
+        })
+        .await
+        .with_context(|| fatal.display.clone())?;
+    if let Some(lease) = &fatal.lease {
+        let given_back = reconnect
+            .retry("give a file back", || {
+                jobs::fail(pool, lease, &cause, false, std::time::Duration::ZERO)
+            })
+            .await
+            .with_context(|| fatal.display.clone())?;
+        if !given_back {
+            tracing::info!(file = %fatal.display, "lease lost while the database was away: another worker has the file");
+        }
+    }
+    Ok(FileReport {
+        display: fatal.display,
+        outcome: Outcome::Failed(cause),
+        counts: Default::default(),
+        elapsed: Default::default(),
+        replaced: false,
+    })
 }

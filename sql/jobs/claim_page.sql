@@ -1,15 +1,18 @@
 -- Claims up to $3 files of bucket $1 under prefix $2 in one atomic statement, oldest first
 -- (last-modified, then key). Eligible: PENDING; PROCESSING whose lease expired (stuck: its
--- worker died or stalled); FAILED with attempts left ($5) whose backoff has elapsed.
+-- worker died or stalled) with attempts left ($5); FAILED with attempts left whose backoff
+-- has elapsed (a permanent failure waits until 'infinity': never). A file whose worker
+-- was lost on its last attempt is not taken over: `give_up_lost.sql` fails it.
 -- SKIP LOCKED lets any number of workers on any number of machines claim at once; each
--- claimed row gets a fresh lease token.
+-- claimed row gets a fresh lease token. A takeover counts in metadata.workersLost.
 WITH picked AS (
     SELECT bucket, s3_key, status AS previous_status
     FROM processed_files
     WHERE bucket = $1
       AND starts_with(s3_key, $2)
       AND (status = 'PENDING'
-           OR (status = 'PROCESSING' AND (lease_expires_at IS NULL OR lease_expires_at < now()))
+           OR (status = 'PROCESSING' AND attempts < $5
+               AND (lease_expires_at IS NULL OR lease_expires_at < now()))
            OR (status = 'FAILED' AND attempts < $5 AND (next_attempt_at IS NULL OR next_attempt_at <= now())))
     ORDER BY last_modified NULLS FIRST, s3_key
     LIMIT $3
@@ -20,7 +23,10 @@ SET status = 'PROCESSING',
     lease_token = gen_random_uuid(),
     lease_expires_at = now() + make_interval(secs => $4),
     attempts = p.attempts + 1,
-    metadata = p.metadata || jsonb_build_object('lastAttempt', now()),
+    metadata = p.metadata || jsonb_build_object('lastAttempt', now())
+        || CASE WHEN picked.previous_status = 'PROCESSING'
+                THEN jsonb_build_object('workersLost', COALESCE((p.metadata->>'workersLost')::int, 0) + 1)
+                ELSE '{}'::jsonb END,
     updated_at = now()
 FROM picked
 WHERE p.bucket = picked.bucket AND p.s3_key = picked.s3_key

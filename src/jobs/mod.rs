@@ -5,16 +5,22 @@
 //! file over (our lease expired): the caller must stop and roll back. This fencing is what
 //! makes taking over stuck files safe while their first worker is merely slow.
 
+mod prefix;
 mod queue;
+mod reconnect;
 
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+pub use prefix::Prefix;
 pub use queue::{
-    ClaimRules, ClaimedFile, Discovered, JobRow, Listed, Stats, claim_page, discover,
+    ClaimRules, ClaimedFile, Discovered, JobRow, Listed, Stats, claim_page, discover, give_up_lost,
     known_statuses, list, next_retry, remaining, retry, stats,
+};
+pub use reconnect::{
+    DbError, Reconnect, Unreachable, caused_by_connection, gave_up, is_connection_error,
 };
 
 /// The claim of one file by this worker.
@@ -288,11 +294,15 @@ pub async fn record_lake(
     Ok(done.rows_affected() == 1)
 }
 
-/// Marks the file FAILED with `error` (guarded); it may be retried after `retry_after`.
+/// Marks the file FAILED with `error` (guarded). A transient fault may be retried after
+/// `retry_after`; a `permanent` one (the object's bytes cannot be read, the object is
+/// gone) is never due again (`next_attempt_at` = infinity) until `jobs retry` or a new
+/// version of the object resets it.
 pub async fn fail(
     pool: &PgPool,
     lease: &Lease,
     error: &str,
+    permanent: bool,
     retry_after: Duration,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(include_str!("../../sql/jobs/fail.sql"))
@@ -301,6 +311,7 @@ pub async fn fail(
         .bind(lease.token)
         .bind(error)
         .bind(secs(retry_after))
+        .bind(permanent)
         .execute(pool)
         .await?;
     Ok(done.rows_affected() == 1)

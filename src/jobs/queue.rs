@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::Prefix;
+
 /// One listed object, as discovery records it.
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -79,7 +81,7 @@ pub struct ClaimRules {
 pub async fn claim_page(
     pool: &PgPool,
     bucket: &str,
-    prefix: &str,
+    prefix: &Prefix,
     limit: usize,
     rules: ClaimRules,
 ) -> sqlx::Result<Vec<ClaimedFile>> {
@@ -96,7 +98,7 @@ pub async fn claim_page(
     );
     let rows: Vec<Row> = sqlx::query_as(include_str!("../../sql/jobs/claim_page.sql"))
         .bind(bucket)
-        .bind(prefix)
+        .bind(prefix.as_str())
         .bind(limit as i64)
         .bind(rules.lease_secs)
         .bind(rules.max_attempts)
@@ -186,16 +188,35 @@ pub async fn retry(
     Ok(done.rows_affected())
 }
 
-/// When the next retryable FAILED file may be tried again.
+/// Files of `bucket` under `prefix` whose worker was lost (their lease expired while
+/// PROCESSING) on their last allowed attempt: marked FAILED ("worker lost N times") instead
+/// of being taken over again, so a file that crashes every worker that reads it stops.
+/// Returns their keys and errors.
+pub async fn give_up_lost(
+    pool: &PgPool,
+    bucket: &str,
+    prefix: &Prefix,
+    max_attempts: i32,
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(include_str!("../../sql/jobs/give_up_lost.sql"))
+        .bind(bucket)
+        .bind(prefix.as_str())
+        .bind(max_attempts)
+        .fetch_all(pool)
+        .await
+}
+
+/// When the next retryable FAILED file may be tried again (permanent failures are never
+/// due).
 pub async fn next_retry(
     pool: &PgPool,
     bucket: &str,
-    prefix: &str,
+    prefix: &Prefix,
     max_attempts: i32,
 ) -> sqlx::Result<Option<DateTime<Utc>>> {
     sqlx::query_scalar(include_str!("../../sql/jobs/next_retry.sql"))
         .bind(bucket)
-        .bind(prefix)
+        .bind(prefix.as_str())
         .bind(max_attempts)
         .fetch_one(pool)
         .await
@@ -209,17 +230,26 @@ pub struct Stats {
     pub last_failure: Option<(String, String, DateTime<Utc>, Option<String>)>,
 }
 
-pub async fn stats(pool: &PgPool, bucket: Option<&str>) -> sqlx::Result<Stats> {
+/// Of `bucket` and under `prefix` when given.
+pub async fn stats(
+    pool: &PgPool,
+    bucket: Option<&str>,
+    prefix: Option<&Prefix>,
+) -> sqlx::Result<Stats> {
+    let prefix = prefix.map(Prefix::as_str);
     let counts = sqlx::query_as(include_str!("../../sql/jobs/stats_counts.sql"))
         .bind(bucket)
+        .bind(prefix)
         .fetch_all(pool)
         .await?;
     let oldest_pending = sqlx::query_as(include_str!("../../sql/jobs/stats_oldest_pending.sql"))
         .bind(bucket)
+        .bind(prefix)
         .fetch_optional(pool)
         .await?;
     let last_failure = sqlx::query_as(include_str!("../../sql/jobs/stats_last_failure.sql"))
         .bind(bucket)
+        .bind(prefix)
         .fetch_optional(pool)
         .await?;
     Ok(Stats {

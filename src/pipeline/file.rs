@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::decode::SourceName;
-use crate::jobs::{self, ChunkCounts, Lease};
+use crate::jobs::{self, ChunkCounts, Lease, is_connection_error};
 use crate::lake::{Lake, LakeError};
 use crate::limit::Limits;
 use crate::metrics::{self, METRICS};
@@ -166,14 +166,8 @@ pub struct FatalError {
     pub display: String,
     #[source]
     pub source: sqlx::Error,
-}
-
-/// True for errors of the connection rather than of the data.
-fn is_connection_error(error: &sqlx::Error) -> bool {
-    !matches!(
-        error,
-        sqlx::Error::Database(_) | sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)
-    )
+    /// The claim held when the database failed, to give back once it answers again.
+    pub lease: Option<Lease>,
 }
 
 /// Ingests one file: claims it, streams it into the target table chunk by chunk, and marks
@@ -212,6 +206,7 @@ pub async fn ingest_file_with(
     let fatal = |source| FatalError {
         display: task.display.clone(),
         source,
+        lease: None,
     };
     let lease = Lease {
         bucket: task.bucket.clone(),
@@ -272,6 +267,7 @@ pub async fn process_claimed(
     let fatal = |source| FatalError {
         display: task.display.clone(),
         source,
+        lease: Some(lease.clone()),
     };
     if lease.attempts > 1 {
         metrics::add(&METRICS.retries, 1);
@@ -299,7 +295,8 @@ pub async fn process_claimed(
                 lease.attempts,
                 lease.token,
             );
-            match jobs::fail(&ingest.pool, lease, &cause, retry_after).await {
+            let permanent = error.is_permanent();
+            match jobs::fail(&ingest.pool, lease, &cause, permanent, retry_after).await {
                 Ok(true) => Outcome::Failed(cause),
                 Ok(false) => Outcome::LeaseLost,
                 Err(e) => return Err(fatal(e)),

@@ -11,6 +11,7 @@ mod lake;
 mod mapping;
 mod operations;
 mod operator;
+mod outage;
 mod run;
 mod s3;
 mod s3_reads;

@@ -262,13 +262,14 @@ async fn sigterm_mid_file_releases_the_file_and_a_restart_loses_nothing(pool: Pg
     let stopped = util::terminate(child).await;
     // The signal cut the pass short (issue 15 item 2): 143, not 0.
     assert_eq!(stopped.code, 143, "{}", stopped.stderr);
-    let (status, checkpoint, lease): (String, i64, Option<uuid::Uuid>) =
-        sqlx::query_as("SELECT status, checkpoint, lease_token FROM processed_files")
+    let (status, checkpoint, lease, attempts): (String, i64, Option<uuid::Uuid>, i32) =
+        sqlx::query_as("SELECT status, checkpoint, lease_token, attempts FROM processed_files")
             .fetch_one(&pool)
             .await
             .unwrap();
     assert_eq!(status, "PENDING", "released for the next run");
     assert!(lease.is_none());
+    assert_eq!(attempts, 0, "a release does not count as an attempt");
     assert!(checkpoint > 0 && checkpoint < 30_000, "{checkpoint}");
     assert_eq!(
         util::count(&pool, "SELECT count(*) FROM logs").await,
@@ -286,4 +287,107 @@ async fn sigterm_mid_file_releases_the_file_and_a_restart_loses_nothing(pool: Pg
             .await
             .unwrap();
     assert_eq!((rows, distinct), (30_000, 30_000));
+}
+
+/// Issue 14 item 12: a file whose worker dies on each attempt (kill -9 here, an OOM in
+/// life) ends FAILED after --max-attempts instead of being taken over forever.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn a_file_that_kills_its_worker_ends_failed_after_max_attempts(pool: PgPool) {
+    let root = local_bucket(1, 30_000).await;
+    let bucket = root.path().to_str().unwrap();
+    let args = [
+        "run",
+        "--json",
+        "--bucket",
+        "logs",
+        "--local-buckets",
+        bucket,
+        "--max-attempts",
+        "2",
+        "--lease-secs",
+        "1",
+        "--chunk-records",
+        "500",
+    ];
+    let slow = [&args[..], &["--max-records-per-sec", "10000"]].concat();
+    let attempts = "SELECT COALESCE(max(attempts), 0)::bigint FROM processed_files";
+    for attempt in 1..=2 {
+        let mut worker = util::command(&pool, &slow).spawn().unwrap();
+        util::wait_until(&pool, attempts, attempt).await;
+        util::wait_until(&pool, util::COMMITTED, attempt * 1_000).await;
+        worker.kill().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    }
+    let run = util::run(&pool, &args).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.count("files_failed"), 1);
+    assert_eq!(run.count("records_ingested"), 0, "not read a third time");
+    let list = util::run(&pool, &["jobs", "list", "--status", "FAILED"]).await;
+    assert!(
+        list.stdout.contains("worker lost 2 times"),
+        "{}",
+        list.stdout
+    );
+    let stats = util::run(&pool, &["jobs", "stats", "--json"]).await;
+    let value = stats.summary();
+    assert_eq!(value["counts"], serde_json::json!([["FAILED", 1]]));
+    assert!(
+        value["last_failure"][3]
+            .as_str()
+            .unwrap()
+            .contains("worker lost 2 times")
+    );
+
+    // `jobs retry` takes it up again, at its checkpoint.
+    let retry = util::run(&pool, &["jobs", "retry", "--failed"]).await;
+    assert_eq!(retry.code, 0, "{}", retry.stderr);
+    let rerun = util::run(&pool, &args).await;
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT source_index) FROM logs")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((rows, distinct), (30_000, 30_000));
+}
+
+/// Issue 14 item 13: `--prefix /2024/` lists and claims the same keys (`2024/...`).
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn a_prefix_with_a_leading_slash_takes_its_files(pool: PgPool) {
+    let root = local_bucket(3, 10).await;
+    util::generate(&root.path().join("logs").join("2023"), 2, 10).await;
+    let bucket = root.path().to_str().unwrap();
+    let run = util::run(
+        &pool,
+        &[
+            "run",
+            "--json",
+            "--bucket",
+            "logs",
+            "--local-buckets",
+            bucket,
+            "--prefix",
+            "/2024/",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.count("files_completed"), 3);
+    let statuses: Vec<(String, String)> =
+        sqlx::query_as("SELECT s3_key, status FROM processed_files ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|(key, status)| key.starts_with("2024/") && status == "COMPLETED"),
+        "{statuses:?}"
+    );
+    let stats = util::run(&pool, &["jobs", "stats", "--json", "--prefix", "/2024/"]).await;
+    assert_eq!(
+        stats.summary()["counts"],
+        serde_json::json!([["COMPLETED", 3]])
+    );
 }
