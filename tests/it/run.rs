@@ -524,3 +524,40 @@ async fn database_connections_killed_mid_run_the_run_goes_on(pool: PgPool) {
     assert_eq!(statuses(&pool).await, vec![("COMPLETED".to_string(), 6)]);
     exactly_once(&pool, 120_000).await;
 }
+
+/// Issue 14 item 14: `--follow` goes on when a listing fails (S3 down for LIST requests,
+/// object_store's retries spent) and takes the objects once it works again.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn follow_goes_on_when_a_listing_fails(pool: PgPool) {
+    let s3 = S3Server::start().await;
+    let store = s3.bucket("flaky").await;
+    put(&store, "a/one.json.gz", object(1, 20, 1_730_800_800_000)).await;
+    let proxy = FaultProxy::start(s3.port, usize::MAX, vec![Fault::Drop]).await;
+    *proxy.unavailable.lock().unwrap() = Some("list-type".into());
+    let mut child = run_command(
+        &pool,
+        &proxy.endpoint(),
+        "flaky",
+        &["--follow", "--interval", "0.2"],
+    )
+    .envs(NO_S3_RETRIES)
+    .spawn()
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still following after failed listings"
+    );
+    *proxy.unavailable.lock().unwrap() = None;
+    let completed = "SELECT count(*) FROM processed_files WHERE status = 'COMPLETED'";
+    util::wait_until(&pool, completed, 1).await;
+    let stopped = util::terminate(child).await;
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+    assert!(
+        stopped.stderr.contains("the pass failed"),
+        "{}",
+        stopped.stderr
+    );
+    assert_eq!(stopped.count("records_ingested"), 20);
+    exactly_once(&pool, 20).await;
+}
