@@ -650,7 +650,7 @@ pub(super) async fn read_source(
             }
             return read_parquet(&source, &compressed, &limits, &out).await;
         }
-        let (raw, current) = open(&source).await?;
+        let (raw, current) = open(&source).await.map_err(gone)?;
         if let Some(version) = version {
             let _ = version.send(current);
         }
@@ -693,6 +693,23 @@ pub(super) async fn read_source(
     if let Err(e) = result {
         let _ = out.send(Err(e)).await;
     }
+}
+
+/// An object (or file) that is not there any more is named as such: a permanent fault, not
+/// retried until a new version appears or `jobs retry`.
+fn gone(error: std::io::Error) -> std::io::Error {
+    let missing = error.kind() == std::io::ErrorKind::NotFound
+        || error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<object_store::Error>())
+            .is_some_and(|e| matches!(e, object_store::Error::NotFound { .. }));
+    if !missing {
+        return error;
+    }
+    std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("object no longer exists ({error})"),
+    )
 }
 
 /// Runs each decoded piece through the transform, hands its rows to the Parquet writer and
