@@ -198,7 +198,7 @@ pub struct PipelineArgs {
 
     /// Seconds to keep reconnecting (with backoff) to a database that stopped answering
     /// before giving up with exit status 1.
-    #[arg(long, env = "INGESTOR_RECONNECT_SECS", default_value_t = 300.0)]
+    #[arg(long, env = "INGESTOR_RECONNECT_SECS", default_value_t = 300.0, value_parser = seconds(0.0, 86_400.0))]
     pub reconnect_secs: f64,
 
     /// Print the summary as one JSON object on the last line of stdout.

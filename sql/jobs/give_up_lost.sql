@@ -9,8 +9,10 @@ SET status = 'FAILED',
     next_attempt_at = NULL,
     metadata = metadata || jsonb_build_object(
         'workersLost', COALESCE((metadata->>'workersLost')::int, 0) + 1,
-        'error', format('worker lost %s times: each worker that took the file died or stalled past its lease (last at record %s); given up after %s attempts',
-                        COALESCE((metadata->>'workersLost')::int, 0) + 1, checkpoint, attempts),
+        'error', format('worker lost %s time%s: each worker that took the file died or stalled past its lease (last at record %s); given up after %s attempts',
+                        COALESCE((metadata->>'workersLost')::int, 0) + 1,
+                        CASE WHEN COALESCE((metadata->>'workersLost')::int, 0) = 0 THEN '' ELSE 's' END,
+                        checkpoint, attempts),
         'attempts', attempts),
     updated_at = now()
 WHERE bucket = $1
