@@ -529,8 +529,8 @@ async fn follow_goes_on_when_a_listing_fails(pool: PgPool) {
     let s3 = S3Server::start().await;
     let store = s3.bucket("flaky").await;
     put(&store, "a/one.json.gz", object(1, 20, 1_730_800_800_000)).await;
-    let proxy = FaultProxy::start(s3.port, usize::MAX, vec![Fault::Drop]).await;
-    *proxy.unavailable.lock().unwrap() = Some("list-type".into());
+    let (proxy, unavailable) = outage_proxy(s3.port).await;
+    *unavailable.lock().unwrap() = Some("list-type".into());
     let mut child = run_command(
         &pool,
         &proxy.endpoint(),
@@ -545,7 +545,7 @@ async fn follow_goes_on_when_a_listing_fails(pool: PgPool) {
         child.try_wait().unwrap().is_none(),
         "still following after failed listings"
     );
-    *proxy.unavailable.lock().unwrap() = None;
+    *unavailable.lock().unwrap() = None;
     let completed = "SELECT count(*) FROM processed_files WHERE status = 'COMPLETED'";
     util::wait_until(&pool, completed, 1).await;
     let stopped = util::terminate(child).await;
