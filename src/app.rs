@@ -65,20 +65,25 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
     };
     let include = include_set(&patterns)?;
     let concurrency = usize::from(args.pipeline.concurrency);
-    let (store, display_root) = match &args.local_buckets {
+    let (listing, display_root) = match &args.local_buckets {
         Some(root) => {
             let folder = root.join(&args.bucket);
             let folder = folder
                 .canonicalize()
                 .with_context(|| format!("bucket folder {} does not exist", folder.display()))?;
+            // Listed by our own walk (object_store's follows every symlink); read through
+            // object_store's local store, which opens the file.
             let store = object_store::local::LocalFileSystem::new_with_prefix(&folder)?;
-            (
-                Arc::new(store) as Arc<dyn object_store::ObjectStore>,
-                folder.display().to_string(),
-            )
+            let display = folder.display().to_string();
+            let listing = crate::source::listing::Listing::Local {
+                root: folder,
+                follow_symlinks: args.follow_symlinks,
+                store: Arc::new(store),
+            };
+            (listing, display)
         }
         None => (
-            config::s3_store(&args.bucket, args.pipeline.s3_timeout_secs)?,
+            config::s3_listing(&args.bucket, args.pipeline.s3_timeout_secs)?,
             format!("s3://{}", args.bucket),
         ),
     };
@@ -100,7 +105,7 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
             max_attempts: args.max_attempts,
         },
         ingest: Arc::new(ingest),
-        store,
+        listing,
         bucket: args.bucket.clone(),
         prefix: args.prefix.clone(),
         include,
@@ -282,7 +287,9 @@ async fn passes(
 /// retried it), or the database connection failed (and has not stayed away past the bound).
 fn is_transient(error: &anyhow::Error) -> bool {
     let unreachable = crate::jobs::gave_up(error);
-    let listing = error.chain().any(|cause| cause.is::<object_store::Error>());
+    let listing = error.chain().any(|cause| {
+        cause.is::<object_store::Error>() || cause.is::<crate::source::listing::ListError>()
+    });
     !unreachable && (listing || crate::jobs::caused_by_connection(error))
 }
 
@@ -385,7 +392,20 @@ async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyho
     let mut patterns = default_include();
     patterns.push("*.parquet".into());
     let include = include_set(&patterns)?;
-    let files = expand_paths(&args.paths, &include)?;
+    let expanded = expand_paths(&args.paths, &include, args.follow_symlinks)?;
+    let stats = expanded.stats;
+    if stats.skipped() > 0 {
+        tracing::warn!(
+            files = stats.files,
+            skipped = stats.skipped(),
+            symlinks = stats.symlinks,
+            not_regular = stats.not_regular,
+            bad_names = stats.bad_names,
+            unreadable = stats.unreadable,
+            "entries skipped while walking (see the warnings above)"
+        );
+    }
+    let files = expanded.files;
     let concurrency = usize::from(args.pipeline.concurrency);
     let pool = config::connect_worker(
         database_url,

@@ -67,6 +67,11 @@ pub struct RunArgs {
     #[arg(long = "include", env = "INGESTOR_INCLUDE", value_delimiter = ',', value_parser = parse_glob)]
     pub include: Vec<String>,
 
+    /// With --local-buckets: follow symbolic links met in the bucket folder (never out of
+    /// it, never in a loop). Off: links are skipped with a warning.
+    #[arg(long, env = "INGESTOR_FOLLOW_SYMLINKS")]
+    pub follow_symlinks: bool,
+
     /// Does nothing yet, accepted for scripts: every pass lists the whole prefix anyway
     /// (discovery never skips an unseen key). It will force a full listing once incremental
     /// listing exists.
@@ -242,6 +247,11 @@ pub struct IngestFileArgs {
     /// its lease expires, then ingested.
     #[arg(long, env = "INGESTOR_NO_WAIT")]
     pub no_wait: bool,
+
+    /// Follow symbolic links met while walking a directory (never out of it, never in a
+    /// loop). Off: links are skipped with a warning; a path given here is always resolved.
+    #[arg(long, env = "INGESTOR_FOLLOW_SYMLINKS")]
+    pub follow_symlinks: bool,
 
     #[command(flatten)]
     pub pipeline: PipelineArgs,

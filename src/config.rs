@@ -201,6 +201,36 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
 /// (`--s3-timeout-secs`; object_store's 30 s when None). `INGESTOR_S3_RETRIES` sets
 /// object_store's retries per request (10 by default).
 pub fn s3_store(bucket: &str, timeout_secs: Option<u64>) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    Ok(Arc::new(
+        s3_builder(bucket, timeout_secs)?
+            .build()
+            .with_context(|| format!("cannot configure S3 for bucket {bucket}"))?,
+    ))
+}
+
+/// The store for `bucket` and discovery's lister for it (same endpoint, credentials and
+/// request timeout).
+pub fn s3_listing(
+    bucket: &str,
+    timeout_secs: Option<u64>,
+) -> anyhow::Result<crate::source::listing::Listing> {
+    use object_store::aws::AmazonS3ConfigKey;
+    let builder = s3_builder(bucket, timeout_secs)?;
+    let region = builder.get_config_value(&AmazonS3ConfigKey::Region);
+    let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+    let store = builder
+        .build()
+        .with_context(|| format!("cannot configure S3 for bucket {bucket}"))?;
+    let timeout = timeout_secs.map(Duration::from_secs);
+    let lister =
+        crate::source::listing::s3::S3Lister::new(&store, bucket, region, endpoint, timeout)?;
+    Ok(crate::source::listing::Listing::S3 {
+        lister: Arc::new(lister),
+        store: Arc::new(store),
+    })
+}
+
+fn s3_builder(bucket: &str, timeout_secs: Option<u64>) -> anyhow::Result<AmazonS3Builder> {
     let mut client = ClientOptions::new();
     if let Some(secs) = timeout_secs {
         client = client.with_timeout(Duration::from_secs(secs));
@@ -239,9 +269,7 @@ pub fn s3_store(bucket: &str, timeout_secs: Option<u64>) -> anyhow::Result<Arc<d
     if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
         builder = builder.with_token(token);
     }
-    Ok(Arc::new(builder.build().with_context(|| {
-        format!("cannot configure S3 for bucket {bucket}")
-    })?))
+    Ok(builder)
 }
 
 /// Fails early, saying so, when no AWS credentials can be found: no keys in the

@@ -37,6 +37,9 @@ pub struct Metrics {
     /// Parquet files published to the lake, and their bytes.
     pub parquet_files: AtomicU64,
     pub parquet_bytes: AtomicU64,
+    /// Keys and local entries discovery skipped (links not followed, FIFOs, names that are
+    /// not text, keys that cannot be stored).
+    pub keys_skipped: AtomicU64,
 }
 
 /// The process's counters.
@@ -58,6 +61,7 @@ pub static METRICS: Metrics = Metrics {
     lag_count: AtomicU64::new(0),
     parquet_files: AtomicU64::new(0),
     parquet_bytes: AtomicU64::new(0),
+    keys_skipped: AtomicU64::new(0),
 };
 
 fn get(counter: &AtomicU64) -> u64 {
@@ -163,6 +167,11 @@ impl Metrics {
                 "ingestor_ingestion_lag_count_total",
                 "Objects whose ingestion lag is in the sum.",
                 get(&self.lag_count).to_string(),
+            ),
+            (
+                "ingestor_keys_skipped_total",
+                "Keys and local entries discovery skipped (symlinks, FIFOs, names that are not text).",
+                get(&self.keys_skipped).to_string(),
             ),
         ];
         for (name, help, value) in counters {

@@ -6,25 +6,21 @@
 //!
 //! Discovery never skips a key it has not seen: every pass lists the whole prefix, so an
 //! object uploaded late — whatever its timestamps — is ingested by the next pass.
+//! Keys are listed as plain strings ([`crate::source::listing`]): an odd key never stops
+//! discovery; one that cannot be read ends FAILED with the cause, without retries.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use futures::TryStreamExt;
 use globset::GlobSet;
-use object_store::ObjectStore;
-use object_store::path::Path as ObjectPath;
 use tokio::task::JoinSet;
 
 use crate::jobs::{self, ClaimRules, ClaimedFile, Lease, Listed, Prefix, Reconnect};
 use crate::metrics::{self, METRICS};
 use crate::pipeline::{self, Cancel, FatalError, FileReport, FileTask, Ingest, Outcome, Summary};
 use crate::progress::FileCounts;
-use crate::source::SourceRef;
-
-/// Keys recorded per discovery statement.
-const DISCOVERY_PAGE: usize = 1000;
+use crate::source::listing::{Listing, Pages};
 
 /// A pass waits for a failed file's retry only when it is due within this: a pass (a cron
 /// backfill, a CI job) never sleeps on a retry minutes away; it ends, and a later pass (the
@@ -34,7 +30,8 @@ pub const MAX_RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(5
 /// One bucket's passes.
 pub struct Runner {
     pub ingest: Arc<Ingest>,
-    pub store: Arc<dyn ObjectStore>,
+    /// How the bucket is listed and its objects read.
+    pub listing: Listing,
     pub bucket: String,
     pub prefix: Prefix,
     pub include: GlobSet,
@@ -83,12 +80,13 @@ impl Runner {
         let mut reports = HashMap::new();
         self.drain(&mut reports).await?;
         if !self.cancel.is_cancelled() {
-            let found = self.discover_reconnecting().await?;
+            let (found, skipped) = self.discover_reconnecting().await?;
             tracing::info!(
                 bucket = %self.bucket,
                 prefix = %self.prefix,
                 new_objects = found.new,
                 replaced_objects = found.replaced,
+                skipped,
                 "discovery done"
             );
             self.drain(&mut reports).await?;
@@ -102,7 +100,7 @@ impl Runner {
 
     /// Discovery, started over once the database answers again if its connection failed
     /// (recording listed keys is idempotent).
-    async fn discover_reconnecting(&self) -> anyhow::Result<jobs::Discovered> {
+    async fn discover_reconnecting(&self) -> anyhow::Result<(jobs::Discovered, u64)> {
         loop {
             match self.discover().await {
                 Err(error) if jobs::caused_by_connection(&error) && !self.cancel.is_cancelled() => {
@@ -251,18 +249,12 @@ impl Runner {
         let ingest = Arc::clone(&self.ingest);
         let cancel = self.cancel.clone();
         let reconnect = self.reconnect.clone();
-        let path =
-            ObjectPath::parse(&file.key).unwrap_or_else(|_| ObjectPath::from(file.key.as_str()));
-        let task = FileTask {
-            bucket: self.bucket.clone(),
-            key: file.key.clone(),
-            display: format!("{}/{}", self.display_root, file.key),
-            source: SourceRef::Object {
-                store: Arc::clone(&self.store),
-                path,
-            },
-            size: file.size,
-        };
+        let display = format!(
+            "{}/{}",
+            self.display_root,
+            crate::text::printable(&file.key)
+        );
+        let source = self.listing.source(&file.key);
         let lease = Lease {
             bucket: self.bucket.clone(),
             key: file.key.clone(),
@@ -277,6 +269,21 @@ impl Runner {
             replaced: false,
         };
         async move {
+            let source = match source {
+                Ok(source) => source,
+                Err(unreadable) => {
+                    let report =
+                        fail_unreadable(&ingest, &lease, display, &unreadable.to_string()).await;
+                    return (file.key, report);
+                }
+            };
+            let task = FileTask {
+                bucket: lease.bucket.clone(),
+                key: file.key.clone(),
+                display,
+                source,
+                size: file.size,
+            };
             let report = pipeline::process_claimed(&ingest, &task, &lease, resume, &cancel).await;
             let report = match report {
                 Err(fatal) => recover(&ingest.pool, &reconnect, fatal).await,
@@ -294,31 +301,35 @@ impl Runner {
     }
 
     /// What a pass would ingest now, without writing: listed objects that are new, PENDING,
-    /// or FAILED with attempts left.
+    /// or FAILED with attempts left. Lists with the same lister as discovery.
     pub async fn dry_run(&self) -> anyhow::Result<Vec<Planned>> {
-        let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
-        let mut listing = self.store.list(prefix.as_ref());
+        let mut pages = self.listing.pages(self.prefix.as_str());
         let mut planned = Vec::new();
-        let mut page: Vec<(String, u64)> = Vec::with_capacity(DISCOVERY_PAGE);
-        loop {
-            let next = listing
-                .try_next()
-                .await
-                .with_context(|| format!("cannot list {}/{}", self.display_root, self.prefix))?;
-            if let Some(meta) = &next {
-                let key = meta.location.to_string();
-                if self.include.is_match(&key) {
-                    page.push((key, meta.size));
-                }
-            }
-            if page.len() == DISCOVERY_PAGE || (next.is_none() && !page.is_empty()) {
+        while let Some(page) = self.next_page(&mut pages).await? {
+            let page: Vec<(String, u64)> = page.into_iter().map(|o| (o.key, o.size)).collect();
+            if !page.is_empty() {
                 self.plan_page(&page, &mut planned).await?;
-                page.clear();
-            }
-            if next.is_none() {
-                return Ok(planned);
             }
         }
+        if pages.skipped() > 0 {
+            tracing::warn!(
+                skipped = pages.skipped(),
+                "keys skipped by the listing (see the warnings above)"
+            );
+        }
+        Ok(planned)
+    }
+
+    /// The next listed page, without the keys the include globs do not take.
+    async fn next_page(&self, pages: &mut Pages) -> anyhow::Result<Option<Vec<Listed>>> {
+        let page = pages
+            .next_page()
+            .await
+            .with_context(|| format!("cannot list {}/{}", self.display_root, self.prefix))?;
+        Ok(page.map(|mut page| {
+            page.retain(|o| self.include.is_match(&o.key));
+            page
+        }))
     }
 
     async fn plan_page(
@@ -354,36 +365,17 @@ impl Runner {
     }
 
     /// Lists the prefix page by page and records unknown keys as PENDING, and new versions
-    /// of known ones (see `sql/jobs/discover.sql`).
-    async fn discover(&self) -> anyhow::Result<jobs::Discovered> {
-        let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
-        let mut listing = self.store.list(prefix.as_ref());
-        let mut page = Vec::with_capacity(DISCOVERY_PAGE);
+    /// of known ones (see `sql/jobs/discover.sql`); also returns how many listed entries
+    /// were skipped.
+    async fn discover(&self) -> anyhow::Result<(jobs::Discovered, u64)> {
+        let mut pages = self.listing.pages(self.prefix.as_str());
         let mut found = jobs::Discovered::default();
-        while let Some(meta) = listing
-            .try_next()
-            .await
-            .with_context(|| format!("cannot list {}/{}", self.display_root, self.prefix))?
-        {
-            let key = meta.location.to_string();
-            if !self.include.is_match(&key) {
-                continue;
-            }
-            page.push(Listed {
-                key,
-                size: meta.size,
-                etag: meta.e_tag,
-                last_modified: meta.last_modified,
-            });
-            if page.len() == DISCOVERY_PAGE {
+        while let Some(page) = self.next_page(&mut pages).await? {
+            if !page.is_empty() {
                 self.record_page(&page, &mut found).await?;
-                page.clear();
             }
         }
-        if !page.is_empty() {
-            self.record_page(&page, &mut found).await?;
-        }
-        Ok(found)
+        Ok((found, pages.skipped()))
     }
 
     async fn record_page(
@@ -435,6 +427,31 @@ pub(crate) async fn recover(
         outcome: Outcome::Failed(cause),
         counts: Default::default(),
         elapsed: Default::default(),
+        replaced: false,
+    })
+}
+
+/// Marks a claimed file whose key cannot be read FAILED for good (a permanent fault: not
+/// due again until `jobs retry` or a new version).
+async fn fail_unreadable(
+    ingest: &Ingest,
+    lease: &Lease,
+    display: String,
+    cause: &str,
+) -> anyhow::Result<FileReport> {
+    let started = std::time::Instant::now();
+    let failed = jobs::fail(&ingest.pool, lease, cause, true, std::time::Duration::ZERO)
+        .await
+        .with_context(|| display.clone())?;
+    Ok(FileReport {
+        display,
+        outcome: if failed {
+            Outcome::Failed(cause.to_string())
+        } else {
+            Outcome::LeaseLost
+        },
+        counts: Default::default(),
+        elapsed: started.elapsed(),
         replaced: false,
     })
 }

@@ -1,9 +1,12 @@
-//! Local paths given to `ingest-file`: files as named, directories walked recursively and
-//! filtered by the include globs, in sorted order.
+//! Local paths given to `ingest-file`: files as named, directories walked recursively (see
+//! [`super::walk`]) and filtered by the include globs, in sorted order; and the include globs
+//! themselves.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use super::walk::{SkipReason, Walk, WalkStats};
 
 /// Object keys and file names taken by default.
 pub const DEFAULT_INCLUDE: &[&str] = &[
@@ -34,37 +37,54 @@ pub fn default_include() -> Vec<String> {
     DEFAULT_INCLUDE.iter().map(|s| s.to_string()).collect()
 }
 
-/// Expands `paths` into canonical file paths.
-pub fn expand_paths(paths: &[PathBuf], include: &GlobSet) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
+/// What `ingest-file` takes from its arguments.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    /// Canonical paths of regular files, each once, in argument order (directories sorted).
+    pub files: Vec<PathBuf>,
+    /// Entries skipped while walking (logged one by one as they were met).
+    pub stats: WalkStats,
+}
+
+/// Expands `paths` into canonical file paths. A path given by the user is resolved (a link
+/// named on the command line is what the user asked for); links met while walking a
+/// directory are not followed unless `follow_symlinks`, and then never out of that
+/// directory. Anything that is not a regular file is skipped with a warning.
+pub fn expand_paths(
+    paths: &[PathBuf],
+    include: &GlobSet,
+    follow_symlinks: bool,
+) -> std::io::Result<Expanded> {
+    let mut expanded = Expanded::default();
     for path in paths {
         let canonical = path
             .canonicalize()
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        if canonical.is_dir() {
-            let mut found = Vec::new();
-            walk(&canonical, include, &mut found)?;
-            found.sort();
-            files.extend(found);
+        let meta = std::fs::metadata(&canonical)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        if meta.is_dir() {
+            let mut walk = Walk::new(&canonical, follow_symlinks, "")
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            for found in walk.by_ref() {
+                if include.is_match(&found.path) {
+                    expanded.files.push(found.canonical().to_path_buf());
+                }
+            }
+            expanded.stats.merge(&walk.stats());
+        } else if !meta.is_file() {
+            expanded
+                .stats
+                .skip(&canonical, SkipReason::NotRegular, None);
+        } else if canonical.to_str().is_none() {
+            expanded.stats.skip(&canonical, SkipReason::NotUtf8, None);
         } else {
-            files.push(canonical);
+            expanded.stats.files += 1;
+            expanded.files.push(canonical);
         }
     }
     let mut seen = std::collections::HashSet::new();
-    files.retain(|f| seen.insert(f.clone()));
-    Ok(files)
-}
-
-fn walk(dir: &Path, include: &GlobSet, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, include, found)?;
-        } else if include.is_match(&path) {
-            found.push(path);
-        }
-    }
-    Ok(())
+    expanded.files.retain(|f| seen.insert(f.clone()));
+    Ok(expanded)
 }
 
 #[cfg(test)]

@@ -1,14 +1,17 @@
 //! Where bytes come from: local files and object stores (S3 or a local folder), opened as
 //! one streaming reader, with compression detected from the content; Parquet files are
-//! read back as the JSON records they hold.
+//! read back as the JSON records they hold. Local folders are walked by [`walk`]; buckets are
+//! listed by [`listing`].
 
 mod counting;
 mod input;
+pub mod listing;
 pub mod local;
 mod location;
 mod parquet;
 pub mod resume;
 mod version;
+pub mod walk;
 
 pub use counting::{ByteCounter, CountingReader};
 pub use input::{BoxRead, READ_BUFFER_BYTES, decompress};

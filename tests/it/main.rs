@@ -15,6 +15,7 @@ mod outage;
 mod run;
 mod s3;
 mod s3_reads;
+mod sources;
 mod transform;
 mod util;
 mod versions;

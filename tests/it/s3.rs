@@ -121,6 +121,33 @@ pub async fn put(store: &Arc<dyn ObjectStore>, key: &str, bytes: Vec<u8>) {
         .unwrap();
 }
 
+/// Puts `key` as given, byte for byte (object_store's `Path` refuses keys with `//`, `.`/`..`
+/// segments or control characters; S3 and moto take them).
+pub async fn put_raw(port: u16, bucket: &str, key: &str, bytes: &[u8]) {
+    let mut path = String::new();
+    for byte in key.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-_~".contains(&byte) {
+            path.push(byte as char);
+        } else {
+            path.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = format!(
+        "PUT /{bucket}/{path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        bytes.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let status = String::from_utf8_lossy(&response);
+    assert!(
+        status.starts_with("HTTP/1.1 200"),
+        "PUT {key:?} failed: {status}"
+    );
+}
+
 /// What the proxy does to the n-th request.
 #[derive(Debug, Clone, Copy)]
 pub enum Fault {

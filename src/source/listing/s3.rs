@@ -1,0 +1,359 @@
+//! Listing an S3 bucket with our own ListObjectsV2 requests: keys stay plain strings (the
+//! response is asked for URL-encoded keys, so control characters survive XML), one page of
+//! at most 1,000 keys at a time, following continuation tokens. Requests are signed with
+//! object_store's own SigV4 signer and credential provider and sent through its HTTP client,
+//! so endpoint, credentials and TLS behave as for reads. Transient failures (connection
+//! errors, 5xx, throttling, a body cut short) are retried with backoff, as object_store does.
+//! The same signed requests read the objects whose keys object_store's `Path` cannot name
+//! ([`super::raw_key`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use http::Method;
+use object_store::aws::{AmazonS3, AwsAuthorizer, AwsCredentialProvider};
+use object_store::client::{
+    ClientOptions, HttpClient, HttpConnector, HttpRequestBody, HttpResponse, ReqwestConnector,
+};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+use crate::jobs::Listed;
+
+/// Attempts per listing request before the pass fails.
+const ATTEMPTS: u32 = 10;
+
+/// Everything but RFC 3986's unreserved characters is encoded, as SigV4 wants.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A key in a URL path: everything but unreserved characters and `/` encoded.
+const KEY_PATH: &AsciiSet = &QUERY_VALUE.remove(b'/');
+
+/// Why listing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum S3ListError {
+    #[error("cannot list s3://{bucket}/{prefix}: {cause}")]
+    Request {
+        bucket: String,
+        prefix: String,
+        cause: String,
+    },
+    #[error("cannot set up the S3 client for listing: {0}")]
+    Client(#[from] object_store::Error),
+}
+
+/// How to list one bucket.
+#[derive(Debug)]
+pub struct S3Lister {
+    client: HttpClient,
+    credentials: AwsCredentialProvider,
+    /// `https://bucket.s3.region.amazonaws.com` or `ENDPOINT/bucket` (path style).
+    bucket_url: String,
+    bucket: String,
+    region: String,
+}
+
+impl S3Lister {
+    /// A lister for `bucket` using `store`'s credentials; `endpoint` as configured (path
+    /// style), else AWS's virtual-hosted URL in `region`; `timeout` per request
+    /// (object_store's default of 30 s when None).
+    pub fn new(
+        store: &AmazonS3,
+        bucket: &str,
+        region: Option<String>,
+        endpoint: Option<String>,
+        timeout: Option<Duration>,
+    ) -> Result<S3Lister, S3ListError> {
+        let region = region.unwrap_or_else(|| "us-east-1".into());
+        let bucket_url = match &endpoint {
+            Some(endpoint) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+            None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+        };
+        let mut options = ClientOptions::new().with_allow_http(bucket_url.starts_with("http://"));
+        if let Some(timeout) = timeout {
+            options = options.with_timeout(timeout);
+        }
+        Ok(S3Lister {
+            client: ReqwestConnector::default().connect(&options)?,
+            credentials: Arc::clone(store.credentials()),
+            bucket_url,
+            bucket: bucket.into(),
+            region,
+        })
+    }
+
+    /// The URL of `key` (path-style or virtual-hosted as configured), the key encoded byte
+    /// for byte so that `//` and control characters reach S3 as they are.
+    pub(crate) fn key_url(&self, key: &str) -> String {
+        format!("{}/{}", self.bucket_url, utf8_percent_encode(key, KEY_PATH))
+    }
+
+    /// One ListObjectsV2 request, retried while the failure is transient.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+    ) -> Result<ListBucketResult, S3ListError> {
+        let mut query = vec![
+            ("continuation-token", token.unwrap_or_default()),
+            ("encoding-type", "url"),
+            ("list-type", "2"),
+            ("max-keys", "1000"),
+            ("prefix", prefix),
+        ];
+        query.retain(|(_, v)| !v.is_empty());
+        let query: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, QUERY_VALUE)))
+            .collect();
+        let url = format!("{}/?{}", self.bucket_url, query.join("&"));
+        let request_error = |cause| S3ListError::Request {
+            bucket: self.bucket.clone(),
+            prefix: prefix.into(),
+            cause,
+        };
+        let mut retry = Retry::default();
+        loop {
+            let result = match self.send(&url, &[]).await {
+                Ok(response) => parse_list(response).await,
+                Err(failure) => Err(failure),
+            };
+            match result {
+                Ok(result) => return Ok(result),
+                Err(Failure::Transient(cause)) if retry.again() => {
+                    tracing::warn!(bucket = %self.bucket, prefix, %cause, "listing request failed; retrying");
+                    retry.wait().await;
+                }
+                Err(
+                    Failure::Transient(cause)
+                    | Failure::Permanent(cause)
+                    | Failure::Precondition(cause),
+                ) => {
+                    return Err(request_error(cause));
+                }
+                Err(Failure::NotFound) => return Err(request_error("no such bucket".into())),
+                Err(Failure::NotModified) => return Err(request_error("not modified".into())),
+            }
+        }
+    }
+
+    /// Sends one signed GET of `url` with `headers`; a response that is not a success is a
+    /// failure (transient for 5xx, 408 and 429).
+    pub(crate) async fn send(
+        &self,
+        url: &str,
+        headers: &[(http::HeaderName, String)],
+    ) -> Result<HttpResponse, Failure> {
+        let credential = self
+            .credentials
+            .get_credential()
+            .await
+            .map_err(|e| Failure::Transient(format!("credentials: {e}")))?;
+        let mut builder = http::Request::builder().method(Method::GET).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let mut request = builder
+            .body(HttpRequestBody::empty())
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        AwsAuthorizer::new(&credential, "s3", &self.region).authorize(&mut request, None);
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| Failure::Transient(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.into_body().bytes().await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+        let cause = format!("HTTP {status}: {text}");
+        Err(match status.as_u16() {
+            408 | 429 | 500..=599 => Failure::Transient(cause),
+            304 => Failure::NotModified,
+            404 => Failure::NotFound,
+            412 => Failure::Precondition(cause),
+            _ => Failure::Permanent(cause),
+        })
+    }
+}
+
+async fn parse_list(response: HttpResponse) -> Result<ListBucketResult, Failure> {
+    let body = response
+        .into_body()
+        .bytes()
+        .await
+        .map_err(|e| Failure::Transient(format!("reading the response: {e}")))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| Failure::Transient(format!("response is not UTF-8: {e}")))?;
+    // A body cut short does not parse: ask again.
+    quick_xml::de::from_str(text)
+        .map_err(|e| Failure::Transient(format!("unreadable ListObjectsV2 response: {e}")))
+}
+
+/// Backoff between attempts of one request: 100 ms doubling up to 10 s, 10 attempts.
+#[derive(Debug)]
+pub(crate) struct Retry {
+    attempt: u32,
+    delay: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempt: 1,
+            delay: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Retry {
+    /// True when another attempt is allowed.
+    pub(crate) fn again(&self) -> bool {
+        self.attempt < ATTEMPTS
+    }
+
+    pub(crate) async fn wait(&mut self) {
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_secs(10));
+        self.attempt += 1;
+    }
+}
+
+/// How one request failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Transient(String),
+    Permanent(String),
+    NotFound,
+    NotModified,
+    Precondition(String),
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListBucketResult {
+    #[serde(default)]
+    contents: Vec<Contents>,
+    #[serde(default)]
+    next_continuation_token: Option<String>,
+    #[serde(default)]
+    encoding_type: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Contents {
+    key: String,
+    size: u64,
+    last_modified: DateTime<Utc>,
+    #[serde(rename = "ETag", default)]
+    e_tag: Option<String>,
+}
+
+/// One listing in progress.
+pub struct Pages {
+    lister: Arc<S3Lister>,
+    prefix: String,
+    token: Option<String>,
+    done: bool,
+    skipped: u64,
+}
+
+impl Pages {
+    pub fn new(lister: Arc<S3Lister>, prefix: &str) -> Pages {
+        Pages {
+            lister,
+            prefix: prefix.into(),
+            token: None,
+            done: false,
+            skipped: 0,
+        }
+    }
+
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The next page (possibly empty when every key of a page was skipped); None at the end.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Listed>>, S3ListError> {
+        if self.done {
+            return Ok(None);
+        }
+        let result = self
+            .lister
+            .list_page(&self.prefix, self.token.as_deref())
+            .await?;
+        self.token = result.next_continuation_token.filter(|t| !t.is_empty());
+        self.done = self.token.is_none();
+        let encoded = result.encoding_type.as_deref() == Some("url");
+        let mut page = Vec::with_capacity(result.contents.len());
+        for object in result.contents {
+            let key = if encoded {
+                match decode_key(&object.key) {
+                    Some(key) => key,
+                    None => {
+                        self.skipped += 1;
+                        super::skip_key(&object.key, "key is not valid UTF-8 once decoded");
+                        continue;
+                    }
+                }
+            } else {
+                object.key
+            };
+            if key.contains('\0') {
+                self.skipped += 1;
+                super::skip_key(&key, "a NUL character cannot be stored as text");
+                continue;
+            }
+            page.push(Listed {
+                key,
+                size: object.size,
+                etag: object.e_tag,
+                last_modified: object.last_modified,
+            });
+        }
+        Ok(Some(page))
+    }
+}
+
+/// A key of a listing with `encoding-type=url` (S3 writes a space as `+`).
+fn decode_key(encoded: &str) -> Option<String> {
+    let plus_as_space = encoded.replace('+', " ");
+    percent_decode_str(&plus_as_space)
+        .decode_utf8()
+        .ok()
+        .map(|key| key.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoded_keys_are_decoded() {
+        assert_eq!(decode_key("a%2F%2Fb+c%2B.json").unwrap(), "a//b c+.json");
+        assert_eq!(decode_key("x%09y%01.json").unwrap(), "x\ty\u{1}.json");
+        assert!(decode_key("bad%FF.json").is_none());
+    }
+
+    #[test]
+    fn a_list_response_parses() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix></Prefix>
+<KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>
+<Contents><Key>a%2F..%2Fb.json</Key><LastModified>2024-11-05T10:00:00.000Z</LastModified>
+<ETag>&quot;abc&quot;</ETag><Size>12</Size><StorageClass>STANDARD</StorageClass></Contents>
+<NextContinuationToken>tok+/=</NextContinuationToken></ListBucketResult>"#;
+        let result: ListBucketResult = quick_xml::de::from_str(xml).unwrap();
+        assert_eq!(result.contents.len(), 1);
+        assert_eq!(result.contents[0].key, "a%2F..%2Fb.json");
+        assert_eq!(result.contents[0].e_tag.as_deref(), Some("\"abc\""));
+        assert_eq!(result.next_continuation_token.as_deref(), Some("tok+/="));
+    }
+}
