@@ -66,9 +66,16 @@ pub fn expand_paths(
             let mut walk = Walk::new(&canonical, follow_symlinks, "")
                 .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
             for found in walk.by_ref() {
-                if include.is_match(&found.path) {
-                    expanded.files.push(found.canonical().to_path_buf());
+                if !include.is_match(&found.path) {
+                    continue;
                 }
+                let canonical = found.canonical();
+                // The key is the absolute path: the folder's own name must be text too.
+                if canonical.to_str().is_none() {
+                    expanded.stats.skip(canonical, SkipReason::NotUtf8, None);
+                    continue;
+                }
+                expanded.files.push(canonical.to_path_buf());
             }
             expanded.stats.merge(&walk.stats());
         } else if !meta.is_file() {

@@ -379,6 +379,9 @@ mod tests {
         let bad = root.join(std::ffi::OsStr::from_bytes(b"bad-\xff.json"));
         std::fs::write(&bad, "{}").unwrap();
         std::fs::write(root.join("tab\tname.json"), "{}").unwrap();
+        let before = METRICS
+            .keys_skipped
+            .load(std::sync::atomic::Ordering::Relaxed);
         let mut walk = Walk::new(&root, false, "").unwrap();
         let found: Vec<_> = walk.by_ref().map(|f| f.relative).collect();
         assert_eq!(
@@ -387,5 +390,12 @@ mod tests {
         );
         assert_eq!(walk.stats().not_regular, 1);
         assert_eq!(walk.stats().bad_names, 1);
+        let after = METRICS
+            .keys_skipped
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            after >= before + 2,
+            "counted in ingestor_keys_skipped_total"
+        );
     }
 }
