@@ -112,6 +112,12 @@ async fn a_fifo_in_a_folder_is_skipped_not_read(pool: PgPool) {
     assert_eq!(out.count("files_completed"), 1);
     assert_eq!(logs(&pool).await, [(util::key_of(&data), 10)]);
     assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+    // Named on the command line: still not opened.
+    let fifo = root.join("pipe.json");
+    let out = run(&pool, &["ingest-file", "--json", fifo.to_str().unwrap()]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.count("files_completed"), 0, "{}", out.stdout);
+    assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
 }
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
@@ -290,6 +296,12 @@ async fn odd_s3_keys_never_stop_discovery(pool: PgPool) {
     let plan = crate::run::run(&pool, &endpoint, "odd", &["--dry-run"]).await;
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     assert!(plan.stdout.contains("6 object(s)"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("logs/c\\u{1}d.json"),
+        "escaped: {}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains('\u{1}'), "no raw control characters");
     let started = std::time::Instant::now();
     let out = crate::run::run(&pool, &endpoint, "odd", &[]).await;
     assert!(
