@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::s3::{S3Server, put, put_raw};
+use crate::s3::{Fault, FaultProxy, S3Server, put, put_raw};
 use crate::util;
 
 /// A JSON array of `n` records tagged `tag`.
@@ -351,4 +351,29 @@ async fn odd_s3_keys_never_stop_discovery(pool: PgPool) {
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(again.count("files_failed"), 0);
     assert_eq!(logs(&pool).await, ingested);
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn the_s3_listing_retries_faults(pool: PgPool) {
+    let s3 = S3Server::start().await;
+    let store = s3.bucket("flaky").await;
+    for i in 0..5 {
+        put(&store, &format!("logs/{i}.json"), records("flaky", 1)).await;
+    }
+    // Every second request fails: a 503, a dropped connection, a response cut short.
+    let faults = vec![Fault::ServiceUnavailable, Fault::Drop, Fault::CutResponse];
+    let proxy = FaultProxy::start(s3.port, 2, faults).await;
+    // One listing request per dry run: runs 2, 3 and 4 each meet one kind of fault.
+    let mut retried = 0;
+    for _ in 0..4 {
+        let plan = crate::run::run(&pool, &proxy.endpoint(), "flaky", &["--dry-run"]).await;
+        assert_eq!(plan.code, 0, "{}", plan.stderr);
+        assert!(plan.stdout.contains("5 object(s)"), "{}", plan.stdout);
+        retried += plan
+            .stderr
+            .matches("listing request failed; retrying")
+            .count();
+    }
+    assert_eq!(proxy.injected.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(retried, 3);
 }
