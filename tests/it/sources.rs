@@ -377,3 +377,61 @@ async fn the_s3_listing_retries_faults(pool: PgPool) {
     assert_eq!(proxy.injected.load(std::sync::atomic::Ordering::SeqCst), 3);
     assert_eq!(retried, 3);
 }
+
+#[tokio::test]
+async fn a_raw_key_is_read_whole_by_range_and_by_head() {
+    use object_store::ObjectStoreExt;
+    use object_store::path::Path as ObjectPath;
+    let s3 = S3Server::start().await;
+    s3.bucket("raw").await;
+    let bytes: Vec<u8> = (0..100u8).collect();
+    put_raw(s3.port, "raw", "a//b\u{7}.json", &bytes).await;
+    put_raw(s3.port, "raw", "a/b\u{7}.json", b"a neighbour").await;
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(s3.endpoint())
+        .with_allow_http(true)
+        .with_bucket_name("raw")
+        .with_region("us-east-1")
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .build()
+        .unwrap();
+    let lister = ingestor::source::listing::s3::S3Lister::new(
+        &store,
+        "raw",
+        Some("us-east-1".into()),
+        Some(s3.endpoint()),
+        None,
+    )
+    .unwrap();
+    let raw = ingestor::source::listing::raw_key::RawKeyStore::new(
+        std::sync::Arc::new(lister),
+        "a//b\u{7}.json",
+    );
+    let path = ObjectPath::from("shown");
+    let whole = raw.get(&path).await.unwrap();
+    assert_eq!(whole.meta.size, 100);
+    assert_eq!(whole.bytes().await.unwrap().as_ref(), &bytes[..]);
+    let part = raw.get_range(&path, 10..20).await.unwrap();
+    assert_eq!(part.as_ref(), &bytes[10..20]);
+    let head = raw.head(&path).await.unwrap();
+    assert_eq!(head.size, 100);
+    assert!(head.e_tag.is_some());
+    let missing = ingestor::source::listing::raw_key::RawKeyStore::new(
+        std::sync::Arc::new(
+            ingestor::source::listing::s3::S3Lister::new(
+                &store,
+                "raw",
+                None,
+                Some(s3.endpoint()),
+                None,
+            )
+            .unwrap(),
+        ),
+        "nope//x.json",
+    );
+    assert!(matches!(
+        missing.get(&path).await,
+        Err(object_store::Error::NotFound { .. })
+    ));
+}

@@ -107,9 +107,14 @@ impl ObjectStore for RawKeyStore {
             headers.push((IF_UNMODIFIED_SINCE, http_date(at)));
         }
         let url = self.lister.key_url(&self.key);
+        let method = if options.head {
+            http::Method::HEAD
+        } else {
+            http::Method::GET
+        };
         let mut retry = Retry::default();
         let response = loop {
-            match self.lister.send(&url, &headers).await {
+            match self.lister.send(method.clone(), &url, &headers).await {
                 Ok(response) => break response,
                 Err(Failure::Transient(cause)) if retry.again() => {
                     tracing::warn!(key = ?self.key, %cause, "GET failed; retrying");

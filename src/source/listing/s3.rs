@@ -118,7 +118,7 @@ impl S3Lister {
         };
         let mut retry = Retry::default();
         loop {
-            let result = match self.send(&url, &[]).await {
+            let result = match self.send(Method::GET, &url, &[]).await {
                 Ok(response) => parse_list(response).await,
                 Err(failure) => Err(failure),
             };
@@ -141,10 +141,11 @@ impl S3Lister {
         }
     }
 
-    /// Sends one signed GET of `url` with `headers`; a response that is not a success is a
-    /// failure (transient for 5xx, 408 and 429).
+    /// Sends one signed request (GET or HEAD) of `url` with `headers`; a response that is
+    /// not a success is a failure (transient for 5xx, 408 and 429).
     pub(crate) async fn send(
         &self,
+        method: Method,
         url: &str,
         headers: &[(http::HeaderName, String)],
     ) -> Result<HttpResponse, Failure> {
@@ -153,7 +154,7 @@ impl S3Lister {
             .get_credential()
             .await
             .map_err(|e| Failure::Transient(format!("credentials: {e}")))?;
-        let mut builder = http::Request::builder().method(Method::GET).uri(url);
+        let mut builder = http::Request::builder().method(method).uri(url);
         for (name, value) in headers {
             builder = builder.header(name, value);
         }
