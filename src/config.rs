@@ -221,13 +221,26 @@ pub fn s3_listing(
     let store = builder
         .build()
         .with_context(|| format!("cannot configure S3 for bucket {bucket}"))?;
-    let timeout = timeout_secs.map(Duration::from_secs);
+    let options = crate::source::listing::s3::ListOptions {
+        timeout: timeout_secs.map(Duration::from_secs),
+        retries: s3_retries()?.unwrap_or(object_store::RetryConfig::default().max_retries),
+    };
     let lister =
-        crate::source::listing::s3::S3Lister::new(&store, bucket, region, endpoint, timeout)?;
+        crate::source::listing::s3::S3Lister::new(&store, bucket, region, endpoint, options)?;
     Ok(crate::source::listing::Listing::S3 {
         lister: Arc::new(lister),
         store: Arc::new(store),
     })
+}
+
+/// `INGESTOR_S3_RETRIES`: retries per S3 request (None: object_store's default).
+fn s3_retries() -> anyhow::Result<Option<usize>> {
+    match std::env::var("INGESTOR_S3_RETRIES") {
+        Ok(retries) => Ok(Some(retries.parse().with_context(|| {
+            format!("INGESTOR_S3_RETRIES={retries}: expected a number")
+        })?)),
+        Err(_) => Ok(None),
+    }
 }
 
 fn s3_builder(bucket: &str, timeout_secs: Option<u64>) -> anyhow::Result<AmazonS3Builder> {
@@ -239,10 +252,7 @@ fn s3_builder(bucket: &str, timeout_secs: Option<u64>) -> anyhow::Result<AmazonS
     let mut builder = AmazonS3Builder::new()
         .with_client_options(client)
         .with_bucket_name(bucket);
-    if let Ok(retries) = std::env::var("INGESTOR_S3_RETRIES") {
-        let max_retries = retries
-            .parse()
-            .with_context(|| format!("INGESTOR_S3_RETRIES={retries}: expected a number"))?;
+    if let Some(max_retries) = s3_retries()? {
         builder = builder.with_retry(object_store::RetryConfig {
             max_retries,
             ..Default::default()

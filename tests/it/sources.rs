@@ -401,7 +401,7 @@ async fn a_raw_key_is_read_whole_by_range_and_by_head() {
         "raw",
         Some("us-east-1".into()),
         Some(s3.endpoint()),
-        None,
+        Default::default(),
     )
     .unwrap();
     let raw = ingestor::source::listing::raw_key::RawKeyStore::new(
@@ -424,7 +424,7 @@ async fn a_raw_key_is_read_whole_by_range_and_by_head() {
                 "raw",
                 None,
                 Some(s3.endpoint()),
-                None,
+                Default::default(),
             )
             .unwrap(),
         ),

@@ -26,7 +26,7 @@ use object_store::{
     PutResult, Result,
 };
 
-use super::s3::{Failure, Retry, S3Lister};
+use super::s3::{Failure, S3Lister};
 
 const NAME: &str = "S3 (raw key)";
 
@@ -112,7 +112,7 @@ impl ObjectStore for RawKeyStore {
         } else {
             http::Method::GET
         };
-        let mut retry = Retry::default();
+        let mut retry = self.lister.retry();
         let response = loop {
             match self.lister.send(method.clone(), &url, &headers).await {
                 Ok(response) => break response,

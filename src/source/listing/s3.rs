@@ -20,8 +20,24 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 
 use crate::jobs::Listed;
 
-/// Attempts per listing request before the pass fails.
-const ATTEMPTS: u32 = 10;
+/// Request settings shared with the object store (`--s3-timeout-secs`,
+/// `INGESTOR_S3_RETRIES`).
+#[derive(Debug, Clone, Copy)]
+pub struct ListOptions {
+    /// Per request (object_store's default of 30 s when None).
+    pub timeout: Option<Duration>,
+    /// Retries of a request that failed transiently (object_store's default is 10).
+    pub retries: usize,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        ListOptions {
+            timeout: None,
+            retries: 10,
+        }
+    }
+}
 
 /// Everything but RFC 3986's unreserved characters is encoded, as SigV4 wants.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -55,6 +71,7 @@ pub struct S3Lister {
     bucket_url: String,
     bucket: String,
     region: String,
+    retries: usize,
 }
 
 impl S3Lister {
@@ -66,24 +83,33 @@ impl S3Lister {
         bucket: &str,
         region: Option<String>,
         endpoint: Option<String>,
-        timeout: Option<Duration>,
+        options: ListOptions,
     ) -> Result<S3Lister, S3ListError> {
         let region = region.unwrap_or_else(|| "us-east-1".into());
         let bucket_url = match &endpoint {
             Some(endpoint) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
             None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
         };
-        let mut options = ClientOptions::new().with_allow_http(bucket_url.starts_with("http://"));
-        if let Some(timeout) = timeout {
-            options = options.with_timeout(timeout);
+        let mut client = ClientOptions::new().with_allow_http(bucket_url.starts_with("http://"));
+        if let Some(timeout) = options.timeout {
+            client = client.with_timeout(timeout);
         }
         Ok(S3Lister {
-            client: ReqwestConnector::default().connect(&options)?,
+            client: ReqwestConnector::default().connect(&client)?,
+            retries: options.retries,
             credentials: Arc::clone(store.credentials()),
             bucket_url,
             bucket: bucket.into(),
             region,
         })
+    }
+
+    /// Backoff for one request, as many retries as configured.
+    pub(crate) fn retry(&self) -> Retry {
+        Retry {
+            retries_left: self.retries,
+            delay: Duration::from_millis(100),
+        }
     }
 
     /// The URL of `key` (path-style or virtual-hosted as configured), the key encoded byte
@@ -116,7 +142,7 @@ impl S3Lister {
             prefix: prefix.into(),
             cause,
         };
-        let mut retry = Retry::default();
+        let mut retry = self.retry();
         loop {
             let result = match self.send(Method::GET, &url, &[]).await {
                 Ok(response) => parse_list(response).await,
@@ -197,32 +223,23 @@ async fn parse_list(response: HttpResponse) -> Result<ListBucketResult, Failure>
         .map_err(|e| Failure::Transient(format!("unreadable ListObjectsV2 response: {e}")))
 }
 
-/// Backoff between attempts of one request: 100 ms doubling up to 10 s, 10 attempts.
+/// Backoff between attempts of one request: 100 ms doubling up to 10 s.
 #[derive(Debug)]
 pub(crate) struct Retry {
-    attempt: u32,
+    retries_left: usize,
     delay: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Retry {
-            attempt: 1,
-            delay: Duration::from_millis(100),
-        }
-    }
 }
 
 impl Retry {
     /// True when another attempt is allowed.
     pub(crate) fn again(&self) -> bool {
-        self.attempt < ATTEMPTS
+        self.retries_left > 0
     }
 
     pub(crate) async fn wait(&mut self) {
         tokio::time::sleep(self.delay).await;
         self.delay = (self.delay * 2).min(Duration::from_secs(10));
-        self.attempt += 1;
+        self.retries_left -= 1;
     }
 }
 
