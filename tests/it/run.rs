@@ -558,3 +558,46 @@ async fn follow_goes_on_when_a_listing_fails(pool: PgPool) {
     assert_eq!(stopped.count("records_ingested"), 20);
     exactly_once(&pool, 20).await;
 }
+
+/// Issue 15 item 4: progress counts each file of a pass once, however many attempts it
+/// takes (4 objects, one retried: never more than 4 files in a progress line).
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn progress_counts_files_not_attempts(pool: PgPool) {
+    let s3 = S3Server::start().await;
+    let store = s3.bucket("progress").await;
+    put(&store, "a/bad.json.gz", object(1, 50, 1_730_800_800_000)).await;
+    for i in 2..5 {
+        put(
+            &store,
+            &format!("a/good-{i}.json.gz"),
+            object(i, 50, 1_730_800_900_000),
+        )
+        .await;
+    }
+    let (proxy, unavailable) = outage_proxy(s3.port).await;
+    *unavailable.lock().unwrap() = Some("a/bad.json.gz".into());
+    let args = [
+        "--max-attempts",
+        "4",
+        "--retry-base-secs",
+        "0.3",
+        "--progress-interval",
+        "0.1",
+    ];
+    let run = run_env(&pool, &proxy.endpoint(), "progress", &args, &NO_S3_RETRIES).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let totals: Vec<u64> = run
+        .stderr
+        .lines()
+        .filter_map(|line| line.split("files_total=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(!totals.is_empty(), "progress lines: {}", run.stderr);
+    assert!(totals.iter().all(|total| *total <= 4), "{totals:?}");
+    let attempts: i32 =
+        sqlx::query_scalar("SELECT attempts FROM processed_files WHERE s3_key = 'a/bad.json.gz'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 4, "the file was tried four times in the pass");
+}
