@@ -100,7 +100,8 @@ impl RejectSpool {
     }
 
     /// Inserts every reject into `rejected_records` in `conn` (the chunk's transaction), in
-    /// statements of bounded size.
+    /// statements of bounded size: the spilled ones first (they came first), then those in
+    /// memory.
     pub async fn insert(self, conn: &mut PgConnection, lease: &Lease) -> Result<(), SpoolError> {
         let Self {
             memory,
@@ -109,34 +110,57 @@ impl RejectSpool {
             limits,
             ..
         } = self;
-        let mut batch = Vec::new();
-        let mut batch_bytes = 0;
+        let mut batch = InsertBatch::new(limits);
         if let Some(spill) = spill {
             let mut file = spill.into_inner().map_err(|e| e.into_error())?;
             file.seek(SeekFrom::Start(0))?;
             let mut input = BufReader::new(file);
             for _ in 0..spilled {
-                let reject = read_reject(&mut input)?;
-                batch_bytes += size(&reject);
-                batch.push(reject);
-                if batch_bytes >= limits.insert_bytes || batch.len() >= limits.insert_rows {
-                    jobs::insert_rejects(conn, lease, &batch).await?;
-                    batch.clear();
-                    batch_bytes = 0;
-                }
+                batch.push(read_reject(&mut input)?, conn, lease).await?;
             }
         }
         for reject in memory {
-            batch_bytes += size(&reject);
-            batch.push(reject);
-            if batch_bytes >= limits.insert_bytes || batch.len() >= limits.insert_rows {
-                jobs::insert_rejects(conn, lease, &batch).await?;
-                batch.clear();
-                batch_bytes = 0;
-            }
+            batch.push(reject, conn, lease).await?;
         }
-        if !batch.is_empty() {
-            jobs::insert_rejects(conn, lease, &batch).await?;
+        batch.flush(conn, lease).await
+    }
+}
+
+/// Rejects gathered for one INSERT, sent when the limits are reached.
+struct InsertBatch {
+    rejects: Vec<Reject>,
+    bytes: usize,
+    limits: SpoolLimits,
+}
+
+impl InsertBatch {
+    fn new(limits: SpoolLimits) -> Self {
+        Self {
+            rejects: Vec::new(),
+            bytes: 0,
+            limits,
+        }
+    }
+
+    async fn push(
+        &mut self,
+        reject: Reject,
+        conn: &mut PgConnection,
+        lease: &Lease,
+    ) -> Result<(), SpoolError> {
+        self.bytes += size(&reject);
+        self.rejects.push(reject);
+        if self.bytes >= self.limits.insert_bytes || self.rejects.len() >= self.limits.insert_rows {
+            self.flush(conn, lease).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, conn: &mut PgConnection, lease: &Lease) -> Result<(), SpoolError> {
+        if !self.rejects.is_empty() {
+            jobs::insert_rejects(conn, lease, &self.rejects).await?;
+            self.rejects.clear();
+            self.bytes = 0;
         }
         Ok(())
     }
