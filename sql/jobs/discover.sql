@@ -30,7 +30,7 @@ updated AS (
         attempts = CASE WHEN c.status IN ('COMPLETED', 'FAILED') THEN 0 ELSE p.attempts END,
         next_attempt_at = CASE WHEN c.status IN ('COMPLETED', 'FAILED') THEN NULL ELSE p.next_attempt_at END,
         start_over = p.start_over OR c.status = 'COMPLETED',
-        metadata = p.metadata || jsonb_build_object('size', c.size, 'replacedAt', now()),
+        metadata = (p.metadata - 'permanent' - 'workersLost') || jsonb_build_object('size', c.size, 'replacedAt', now()),
         updated_at = now()
     FROM changed c
     WHERE p.bucket = $1 AND p.s3_key = c.s3_key

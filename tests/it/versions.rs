@@ -285,3 +285,49 @@ async fn switching_the_destination_never_silently_ingests_nothing(pool: PgPool) 
     assert_eq!(other.code, 0, "{}", other.stderr);
     assert_eq!(util::count(&pool, "SELECT count(*) FROM other").await, 10);
 }
+
+/// Issue 14 item 15 with item 2: an object that FAILED for good (truncated) is tried again
+/// once its version changes, without `jobs retry`.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn a_permanently_failed_object_is_tried_again_when_it_changes(pool: PgPool) {
+    let root = tempfile::tempdir().unwrap();
+    let bucket = root.path().join("logs");
+    std::fs::create_dir(&bucket).unwrap();
+    let full = util::gzip(&version("v1", 2_000));
+    let path = util::write_file(&bucket, "a.ndjson.gz", &full[..full.len() / 2]);
+    let root_arg = root.path().to_str().unwrap();
+    let args = [
+        "run",
+        "--json",
+        "--local-buckets",
+        root_arg,
+        "--bucket",
+        "logs",
+    ];
+    let failed = util::run(&pool, &args).await;
+    assert_eq!(
+        (failed.code, failed.count("files_failed")),
+        (3, 1),
+        "{}",
+        failed.stderr
+    );
+    let again = util::run(&pool, &args).await;
+    assert_eq!(
+        (again.code, again.count("files_failed")),
+        (0, 0),
+        "not retried as is"
+    );
+
+    replace(&path, &util::gzip(&version("v2", 300)));
+    let fixed = util::run(&pool, &args).await;
+    assert_eq!(
+        (fixed.code, fixed.count("files_completed")),
+        (0, 1),
+        "{}",
+        fixed.stderr
+    );
+    assert_eq!(
+        rows_by_version(&pool, "%a.ndjson.gz").await,
+        vec![("v2".to_string(), 300)]
+    );
+}
