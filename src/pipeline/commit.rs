@@ -16,7 +16,7 @@ use crate::jobs::{self, ChunkCounts, Lease};
 use crate::metrics::{self, METRICS};
 use crate::sink::SinkPlan;
 
-use super::decode_stage::Isolate;
+use super::decode_stage::{Isolate, Start};
 use super::file::{Cancel, FileError, Ingest};
 use super::lake_stage::{AfterCommit, LakeJob};
 use super::reject_spool::{RejectSpool, SpoolError, SpoolLimits};
@@ -113,12 +113,11 @@ async fn abort(copy: Option<PgCopyIn<&mut PgConnection>>) {
 /// from upstream that arrives between chunks is returned as is; one in the middle of a
 /// chunk rolls that chunk back first.
 ///
-/// `resume` is the checkpoint the stream starts at. A row the database refuses (a
+/// `start.resume` is the checkpoint the stream starts at. A row the database refuses (a
 /// constraint, a trigger) fails the chunk with [`FileError::RowRefused`], naming the row
 /// within the chunk, so that the caller can read the chunk again with the suspect record
-/// alone (`isolate`); when that lone record's row is refused, the record goes to
+/// alone (`start.isolate`); when that lone record's row is refused, the record goes to
 /// `rejected_records` with the database's message and the stream goes on.
-#[allow(clippy::too_many_arguments)]
 pub async fn commit_chunks(
     ingest: &Ingest,
     lease: &Lease,
@@ -126,8 +125,7 @@ pub async fn commit_chunks(
     input: &mut Receiver<Result<Encoded, FileError>>,
     counts: &mut ChunkCounts,
     lake: &mut Option<LakeJob>,
-    resume: u64,
-    isolate: Option<Isolate>,
+    Start { resume, isolate }: Start,
 ) -> Result<Completion, FileError> {
     let (pool, limits) = (&ingest.pool, &ingest.limits);
     let sink = ingest.postgres.as_ref();
@@ -417,48 +415,47 @@ mod tests {
 
     /// Issue 14 item 4: a stage that dies between chunks closes its channel; that must
     /// fail the attempt (chunks before it kept), never mark the file COMPLETED.
-    #[sqlx::test(migrator = "crate::config::MIGRATOR")]
-    async fn a_stream_that_stops_without_its_end_never_completes_the_file(pool: PgPool) {
-        let lease = claimed(&pool).await;
-        let (tx, mut rx) = mpsc::channel(4);
-        tx.send(chunk(10)).await.unwrap();
+    /// Commits what `messages` hold for a claimed file, the channel closed after them.
+    async fn commit(
+        pool: &PgPool,
+        messages: Vec<Result<Encoded, FileError>>,
+    ) -> Result<Completion, FileError> {
+        let lease = claimed(pool).await;
+        let (tx, mut rx) = mpsc::channel(messages.len().max(1));
+        for message in messages {
+            tx.send(message).await.unwrap();
+        }
         drop(tx);
-        let mut counts = ChunkCounts::default();
+        let start = Start {
+            resume: 0,
+            isolate: None,
+        };
         let cancel = Cancel::default();
-        let result = commit_chunks(
-            &ingest(&pool),
+        let mut counts = ChunkCounts::default();
+        commit_chunks(
+            &ingest(pool),
             &lease,
             &cancel,
             &mut rx,
             &mut counts,
             &mut None,
-            0,
-            None,
+            start,
         )
-        .await;
+        .await
+    }
+
+    /// Issue 14 item 4: a stage that dies between chunks closes its channel; that must
+    /// fail the attempt (chunks before it kept), never mark the file COMPLETED.
+    #[sqlx::test(migrator = "crate::config::MIGRATOR")]
+    async fn a_stream_that_stops_without_its_end_never_completes_the_file(pool: PgPool) {
+        let result = commit(&pool, vec![chunk(10)]).await;
         assert!(matches!(result, Err(FileError::Stage(_))), "{result:?}");
         assert_eq!(job(&pool).await, ("PROCESSING".into(), 10));
     }
 
     #[sqlx::test(migrator = "crate::config::MIGRATOR")]
     async fn the_last_chunk_before_the_end_completes_the_file(pool: PgPool) {
-        let lease = claimed(&pool).await;
-        let (tx, mut rx) = mpsc::channel(4);
-        tx.send(chunk(10)).await.unwrap();
-        tx.send(Ok(Encoded::End)).await.unwrap();
-        let mut counts = ChunkCounts::default();
-        let cancel = Cancel::default();
-        let result = commit_chunks(
-            &ingest(&pool),
-            &lease,
-            &cancel,
-            &mut rx,
-            &mut counts,
-            &mut None,
-            0,
-            None,
-        )
-        .await;
+        let result = commit(&pool, vec![chunk(10), Ok(Encoded::End)]).await;
         assert!(
             matches!(result, Ok(Completion::WithLastChunk)),
             "{result:?}"

@@ -103,6 +103,13 @@ pub fn is_permanent_read(error: &std::io::Error) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Isolate(pub u64);
 
+/// Where a stream of a file starts: the checkpoint, and the record to set apart, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    pub resume: u64,
+    pub isolate: Option<Isolate>,
+}
+
 /// The receiver went away: stop.
 struct Stopped;
 

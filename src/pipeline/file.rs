@@ -25,8 +25,8 @@ use crate::transform::{Transform, TransformError, TransformSql};
 
 use super::Settings;
 use super::commit::{self, Encoded, EncodedPiece, Lone, RefusedRow};
-use super::decode_stage::Isolate;
 use super::decode_stage::{self, Decoded, DecodedPiece};
+use super::decode_stage::{Isolate, Start};
 use super::lake_stage::LakeJob;
 use crate::buffers::RowsBuffer;
 
@@ -470,7 +470,8 @@ async fn stream_file(
     }
     let mut isolate = None;
     loop {
-        match stream_once(ingest, task, lease, resume, isolate, state, cancel, counts).await {
+        let start = Start { resume, isolate };
+        match stream_once(ingest, task, lease, start, state, cancel, counts).await {
             // A file written to a lake is one transaction: it cannot be cut around a row.
             Err(FileError::RowRefused(refused)) if ingest.lake.is_none() => {
                 let suspect = Some(Isolate(refused.chunk_start + refused.row - 1));
@@ -523,13 +524,14 @@ async fn pin_version(
 }
 
 /// One stream of the file from `resume` to its end (or first error).
-#[allow(clippy::too_many_arguments)]
 async fn stream_once(
     ingest: &Ingest,
     task: &FileTask,
     lease: &Lease,
-    mut resume: u64,
-    isolate: Option<Isolate>,
+    Start {
+        mut resume,
+        isolate,
+    }: Start,
     state: &mut Resume,
     cancel: &Cancel,
     counts: &mut ChunkCounts,
@@ -584,8 +586,7 @@ async fn stream_once(
             &mut encoded_rx,
             counts,
             &mut lake_job,
-            resume,
-            isolate,
+            Start { resume, isolate },
         )
         .await?;
         match completion {
