@@ -145,6 +145,7 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
     let result = passes(&runner, &args, &cancel).await;
     reporter.finish();
     let (total, interrupted) = result?;
+    let total = total.shown(&runner.ingest.kind);
     print_summary(&total, args.pipeline.json);
     if interrupted {
         // A signal stopped a pass: say what it left (released files are PENDING again).
@@ -463,6 +464,7 @@ async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyho
         force: args.force,
         wait: !args.no_wait,
     };
+    let kind = ingest.kind.clone();
     let summary = run_tasks_until(
         Arc::new(ingest),
         tasks,
@@ -474,7 +476,7 @@ async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyho
     )
     .await;
     reporter.finish();
-    let summary = summary?;
+    let summary = summary?.shown(&kind);
     print_summary(&summary, args.pipeline.json);
     Ok(exit_code(&summary, &cancel))
 }
@@ -626,6 +628,9 @@ fn print_summary(summary: &Summary, json: bool) {
             summary.records_rejected,
             summary.records_filtered
         );
+        if let Some(read) = summary.records_read {
+            out!("records read by the transform (it runs once per file): {read}");
+        }
     }
 }
 
@@ -664,6 +669,7 @@ async fn preview(args: PreviewArgs) -> anyhow::Result<i32> {
         .await
         .with_context(|| format!("{}: preview failed", args.source))?;
     if args.explain {
+        out!("plan kind: {}", shown.kind);
         out!("{}", shown.plan);
     }
     // Record values may hold control characters: each line is shown escaped.
@@ -680,6 +686,9 @@ async fn preview(args: PreviewArgs) -> anyhow::Result<i32> {
     }
     if let Some(fault) = &shown.fault {
         out!("the file cannot be read to its end: {}", printable(fault));
+        if shown.kind.is_whole_file() {
+            out!("nothing would be written: the transform runs once per file, over all of it");
+        }
     }
     Ok(0)
 }

@@ -186,6 +186,8 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         "no sink: give --sink postgres and/or --sink parquet=URL"
     );
     let limits = Limits::new(args.max_records_per_sec, args.max_bytes_per_sec);
+    let kind = planned.kind().clone();
+    tracing::info!(transform = %transform.origin, plan = %kind, "transform planned");
     Ok(Ingest {
         pool,
         transform,
@@ -193,6 +195,7 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         lake,
         settings,
         limits: Arc::new(limits),
+        kind,
     })
 }
 

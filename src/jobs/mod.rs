@@ -62,6 +62,9 @@ pub struct ChunkCounts {
     pub ingested: u64,
     pub rejected: u64,
     pub filtered: u64,
+    /// Records the transform read (its input rows): with a whole-file plan, rows written
+    /// and records read are not related one to one.
+    pub read: u64,
 }
 
 fn secs(duration: Duration) -> f64 {

@@ -26,6 +26,7 @@ use crate::buffers::RowsBuffer;
 const COPY_PIECE_BYTES: usize = 256 * 1024;
 
 /// One encoded batch of a chunk.
+#[derive(Default)]
 pub struct EncodedPiece {
     /// Binary COPY rows (no header or trailer); empty when no row survived.
     pub rows_data: RowsBuffer,
@@ -137,29 +138,36 @@ pub async fn commit_chunks(
         }
         let mut piece = first?;
         let started = Instant::now();
-        let mut tx = pool.begin().await?;
         let mut chunk = ChunkCounts::default();
         let mut rejects = RejectSpool::new(SpoolLimits::default());
+        // Pieces without rows need no transaction yet. A whole-file plan (or a Parquet
+        // sink) can read for minutes before a row reaches the database, and a transaction
+        // left idle that long would be ended by `idle_in_transaction_session_timeout`.
+        // Nothing is written before the transaction, so a stop here loses nothing.
+        while piece.rows_data.is_empty() && !piece.end_of_chunk {
+            tally(&mut piece, &mut chunk, &mut rejects, limits).await?;
+            if cancel.is_cancelled() {
+                return Err(FileError::Cancelled);
+            }
+            piece = match next_piece(input).await {
+                Some(piece) => piece?,
+                None => return Err(FileError::Stage("the input ended inside a chunk".into())),
+            };
+        }
+        let mut tx = pool.begin().await?;
         let copied: Result<u64, FileError> = 'copy: {
             let mut conn = Some(&mut *tx);
             let mut copy = None;
             loop {
-                let c = piece.counts;
-                limits
-                    .take_records(c.ingested + c.rejected + c.filtered)
-                    .await;
                 if let Some(sink) = sink
                     && let Err(e) = send_rows(&mut copy, &mut conn, sink, &piece.rows_data).await
                 {
                     abort(copy).await;
                     break 'copy Err(copy_error(e, start));
                 }
-                chunk.ingested += c.ingested;
-                chunk.rejected += c.rejected;
-                chunk.filtered += c.filtered;
-                if let Err(e) = rejects.append(&mut piece.rejects) {
+                if let Err(e) = tally(&mut piece, &mut chunk, &mut rejects, limits).await {
                     abort(copy).await;
-                    return Err(FileError::Stage(e.to_string()));
+                    return Err(e);
                 }
                 if piece.end_of_chunk {
                     break;
@@ -234,12 +242,32 @@ pub async fn commit_chunks(
         counts.ingested += chunk.ingested;
         counts.rejected += chunk.rejected;
         counts.filtered += chunk.filtered;
+        counts.read += chunk.read;
         if last {
             return Ok(Completion::WithLastChunk);
         }
         start = next_checkpoint;
     }
     Ok(Completion::Pending)
+}
+
+/// Adds a piece's counts and rejects to its chunk, at the pace `--max-records-per-sec`
+/// allows.
+async fn tally(
+    piece: &mut EncodedPiece,
+    chunk: &mut ChunkCounts,
+    rejects: &mut RejectSpool,
+    limits: &crate::limit::Limits,
+) -> Result<(), FileError> {
+    let c = piece.counts;
+    limits.take_records(c.read + c.rejected).await;
+    chunk.ingested += c.ingested;
+    chunk.rejected += c.rejected;
+    chunk.filtered += c.filtered;
+    chunk.read += c.read;
+    rejects
+        .append(&mut piece.rejects)
+        .map_err(|e| FileError::Stage(e.to_string()))
 }
 
 /// A COPY error: a row the database refused, or an error no row could avoid.
@@ -373,6 +401,7 @@ mod tests {
             lake: None,
             settings: Settings::default(),
             limits: Arc::new(Limits::default()),
+            kind: crate::transform::PlanKind::RowWise,
         }
     }
 
@@ -398,6 +427,7 @@ mod tests {
             rejects: Vec::new(),
             counts: ChunkCounts {
                 filtered: 10,
+                read: 10,
                 ..ChunkCounts::default()
             },
             next_checkpoint,

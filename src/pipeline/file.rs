@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 use bytes::BytesMut;
+use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
@@ -21,7 +22,7 @@ use crate::source::{
     self, ByteCounter, CountingReader, ObjectVersion, READ_BUFFER_BYTES, SourceRef, decompress,
     open, read_parquet,
 };
-use crate::transform::{Transform, TransformError, TransformSql};
+use crate::transform::{FileInput, PlanKind, Transform, TransformError, TransformSql};
 
 use super::Settings;
 use super::commit::{self, Encoded, EncodedPiece, Lone, RefusedRow};
@@ -40,9 +41,17 @@ pub struct Ingest {
     pub lake: Option<Arc<Lake>>,
     pub settings: Settings,
     pub limits: Arc<Limits>,
+    /// How the transform runs over a file (row-wise, or once per file).
+    pub kind: PlanKind,
 }
 
 impl Ingest {
+    /// The transform runs once per file: a file is one transaction, its output committed
+    /// with its completion.
+    pub fn whole_file(&self) -> bool {
+        self.kind.is_whole_file()
+    }
+
     /// Where this run writes, as jobs record it when they complete: `postgres:<table>`
     /// and `parquet:<url>`. An object COMPLETED for other destinations is not silently
     /// taken as done (see `jobs::other_destinations`).
@@ -464,7 +473,10 @@ async fn stream_file(
     counts: &mut ChunkCounts,
 ) -> Result<(), FileError> {
     let mut resume = state.checkpoint;
-    if ingest.lake.is_some() && resume > 0 {
+    // A file that is one transaction starts over if an earlier run (with another transform
+    // or sink) left it at a checkpoint.
+    let one_piece = ingest.lake.is_some() || ingest.whole_file();
+    if one_piece && resume > 0 {
         restart(ingest, lease).await?;
         resume = 0;
     }
@@ -472,8 +484,9 @@ async fn stream_file(
     loop {
         let start = Start { resume, isolate };
         match stream_once(ingest, task, lease, start, state, cancel, counts).await {
-            // A file written to a lake is one transaction: it cannot be cut around a row.
-            Err(FileError::RowRefused(refused)) if ingest.lake.is_none() => {
+            // A file written to a lake, or by a whole-file plan, is one transaction: it
+            // cannot be cut around a row.
+            Err(FileError::RowRefused(refused)) if !one_piece => {
                 let suspect = Some(Isolate(refused.chunk_start + refused.row - 1));
                 if (refused.chunk_start, suspect) == (resume, isolate) {
                     // The same round again would not move on.
@@ -536,7 +549,12 @@ async fn stream_once(
     cancel: &Cancel,
     counts: &mut ChunkCounts,
 ) -> Result<(), FileError> {
-    let settings = ingest.settings;
+    let mut settings = ingest.settings;
+    if ingest.whole_file() {
+        // The plan sees the whole file in one execution: one chunk, still streamed.
+        settings.chunk_records = usize::MAX;
+        settings.chunk_bytes = usize::MAX;
+    }
     let (mut lake_job, lake_tx) = match &ingest.lake {
         Some(lake) => {
             let (job, tx) = LakeJob::start(Arc::clone(lake), task)?;
@@ -714,14 +732,18 @@ fn gone(error: std::io::Error) -> std::io::Error {
 }
 
 /// Runs each decoded piece through the transform, hands its rows to the Parquet writer and
-/// encodes them for COPY.
-async fn transform_stage(
+/// encodes them for COPY. A whole-file plan runs once over the file instead
+/// ([`whole_file_stage`]).
+pub(super) async fn transform_stage(
     mut transform: Transform,
     sink: Option<SinkPlan>,
     lake: Option<mpsc::Sender<RecordBatch>>,
     mut input: mpsc::Receiver<Decoded>,
     out: mpsc::Sender<Result<Encoded, FileError>>,
 ) {
+    if transform.kind().is_whole_file() {
+        return whole_file_stage(transform, sink, lake, input, out).await;
+    }
     loop {
         let result = match input.recv().await {
             Some(Decoded::Piece(piece)) => {
@@ -729,15 +751,139 @@ async fn transform_stage(
                     .await
                     .map(Encoded::Piece)
             }
-            Some(Decoded::Fault(fault)) if fault.permanent => Err(FileError::Input(fault.cause)),
-            Some(Decoded::Fault(fault)) => Err(FileError::Read(fault.cause)),
+            Some(Decoded::Fault(fault)) => Err(fault_error(fault)),
             Some(Decoded::End) => Ok(Encoded::End),
-            None => Err(FileError::Stage(
-                "the decode stage stopped before the end of the file".into(),
-            )),
+            None => Err(decode_stopped()),
         };
         let stop = !matches!(result, Ok(Encoded::Piece(_)));
         if out.send(result).await.is_err() || stop {
+            return;
+        }
+    }
+}
+
+fn fault_error(fault: decode_stage::Fault) -> FileError {
+    if fault.permanent {
+        FileError::Input(fault.cause)
+    } else {
+        FileError::Read(fault.cause)
+    }
+}
+
+fn decode_stopped() -> FileError {
+    FileError::Stage("the decode stage stopped before the end of the file".into())
+}
+
+/// Runs a whole-file plan: the file's batches stream into its one execution (see
+/// [`feed_file`]), while the plan's rows are encoded as they come out, all in the file's
+/// one chunk. The chunk closes once the whole input was read and the plan has finished. A
+/// file that cannot be read to its end commits nothing of the plan's output, which would be
+/// the output of part of the file.
+async fn whole_file_stage(
+    mut transform: Transform,
+    sink: Option<SinkPlan>,
+    lake: Option<mpsc::Sender<RecordBatch>>,
+    input: mpsc::Receiver<Decoded>,
+    out: mpsc::Sender<Result<Encoded, FileError>>,
+) {
+    let (feed, mut output) = match transform.start_file() {
+        Ok(started) => started,
+        Err(e) => {
+            let _ = out.send(Err(e.into())).await;
+            return;
+        }
+    };
+    let (end_tx, end_rx) = oneshot::channel();
+    let feeder = tokio::spawn(feed_file(input, feed, out.clone(), end_tx));
+    let drained: Result<(), FileError> = async {
+        while let Some(batch) = output.next().await {
+            let batch = batch?;
+            let (rows_data, rows) = encode_rows(sink.as_ref(), lake.as_ref(), &[batch], 0).await?;
+            let piece = EncodedPiece {
+                rows_data,
+                counts: ChunkCounts {
+                    ingested: rows,
+                    ..ChunkCounts::default()
+                },
+                ..EncodedPiece::default()
+            };
+            if out.send(Ok(Encoded::Piece(piece))).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    // Whatever the plan did not read of its input (a LIMIT) is read on, for its rejects
+    // and the file's end.
+    drop(output);
+    if let Err(error) = drained {
+        feeder.abort();
+        let _ = out.send(Err(error)).await;
+        return;
+    }
+    // No end: the feeder reported why the input stopped.
+    let Ok(end) = end_rx.await else { return };
+    let last = EncodedPiece {
+        next_checkpoint: end,
+        end_of_chunk: true,
+        ..EncodedPiece::default()
+    };
+    if out.send(Ok(Encoded::Piece(last))).await.is_ok() {
+        let _ = out.send(Ok(Encoded::End)).await;
+    }
+}
+
+/// Feeds the file's RAW batches into a whole-file plan, and sends each piece's rejects and
+/// record count on to the file's chunk. At the end of the input, `end` gets the file's
+/// last checkpoint; on a fault the error goes on instead and `end` is dropped.
+async fn feed_file(
+    mut input: mpsc::Receiver<Decoded>,
+    feed: FileInput,
+    out: mpsc::Sender<Result<Encoded, FileError>>,
+    end: oneshot::Sender<u64>,
+) {
+    let mut feed = Some(feed);
+    let mut checkpoint = 0;
+    loop {
+        let piece = match input.recv().await {
+            Some(Decoded::Piece(piece)) => piece,
+            Some(Decoded::End) => {
+                drop(feed);
+                let _ = end.send(checkpoint);
+                return;
+            }
+            Some(Decoded::Fault(fault)) => {
+                let _ = out.send(Err(fault_error(fault))).await;
+                return;
+            }
+            None => {
+                let _ = out.send(Err(decode_stopped())).await;
+                return;
+            }
+        };
+        checkpoint = piece.next_checkpoint;
+        let read = piece.batch.as_ref().map_or(0, |b| b.num_rows() as u64);
+        if let (Some(batch), Some(plan)) = (piece.batch, &feed)
+            && plan.send(batch).await.is_err()
+        {
+            // The plan needs no more input (a LIMIT was reached).
+            feed = None;
+        }
+        if read == 0 && piece.rejects.is_empty() {
+            continue;
+        }
+        let counts = ChunkCounts {
+            read,
+            rejected: piece.rejects.len() as u64,
+            ..ChunkCounts::default()
+        };
+        let meta = EncodedPiece {
+            rejects: piece.rejects,
+            counts,
+            ..EncodedPiece::default()
+        };
+        if out.send(Ok(Encoded::Piece(meta))).await.is_err() {
             return;
         }
     }
@@ -758,9 +904,33 @@ async fn encode_piece(
         Some(batch) => transform.run(vec![batch]).await?,
         None => Vec::new(),
     };
+    let (rows_data, rows) = encode_rows(sink, lake, &batches, json_bytes * 2).await?;
+    Ok(EncodedPiece {
+        rows_data,
+        counts: ChunkCounts {
+            ingested: rows,
+            rejected: piece.rejects.len() as u64,
+            filtered: input_rows.saturating_sub(rows),
+            read: input_rows,
+        },
+        rejects: piece.rejects,
+        next_checkpoint: piece.next_checkpoint,
+        end_of_chunk: piece.end_of_chunk,
+        lone,
+    })
+}
+
+/// Hands the transform's rows to the Parquet writer and encodes them for COPY (into a
+/// buffer of `reserve` bytes first). Returns the COPY data and the number of rows.
+async fn encode_rows(
+    sink: Option<&SinkPlan>,
+    lake: Option<&mpsc::Sender<RecordBatch>>,
+    batches: &[RecordBatch],
+    reserve: usize,
+) -> Result<(RowsBuffer, u64), FileError> {
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     if let Some(lake) = lake {
-        for batch in &batches {
+        for batch in batches {
             lake.send(batch.clone())
                 .await
                 .map_err(|_| FileError::Lake(LakeError::Stopped))?;
@@ -768,23 +938,12 @@ async fn encode_piece(
     }
     let mut rows_data = RowsBuffer::default();
     if let Some(sink) = sink {
-        rows_data = RowsBuffer::with_capacity(json_bytes * 2);
-        for batch in &batches {
+        rows_data = RowsBuffer::with_capacity(reserve);
+        for batch in batches {
             sink.encoder.encode(batch, rows_data.as_mut_vec())?;
         }
     }
-    Ok(EncodedPiece {
-        rows_data,
-        counts: ChunkCounts {
-            ingested: rows,
-            rejected: piece.rejects.len() as u64,
-            filtered: input_rows.saturating_sub(rows),
-        },
-        rejects: piece.rejects,
-        next_checkpoint: piece.next_checkpoint,
-        end_of_chunk: piece.end_of_chunk,
-        lone,
-    })
+    Ok((rows_data, rows))
 }
 
 /// The record of a RAW batch of one record.

@@ -82,6 +82,12 @@ pub struct Summary {
     pub files_replaced: u64,
     /// Files another worker held (`ingest-file --no-wait`): not done.
     pub files_busy: u64,
+    /// Records the transform read, shown for whole-file plans (see [`Summary::shown`]),
+    /// whose rows written are not the records read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records_read: Option<u64>,
+    #[serde(skip)]
+    read: u64,
 }
 
 impl Summary {
@@ -102,6 +108,7 @@ impl Summary {
         self.records_ingested += counts.ingested;
         self.records_rejected += counts.rejected;
         self.records_filtered += counts.filtered;
+        self.read += counts.read;
     }
 
     pub fn merge(&mut self, other: &Summary) {
@@ -113,6 +120,13 @@ impl Summary {
         self.records_ingested += other.records_ingested;
         self.records_rejected += other.records_rejected;
         self.records_filtered += other.records_filtered;
+        self.read += other.read;
+    }
+
+    /// The summary as shown: `records_read` added for a whole-file plan.
+    pub fn shown(mut self, kind: &crate::transform::PlanKind) -> Self {
+        self.records_read = kind.is_whole_file().then_some(self.read);
+        self
     }
 
     /// The process exit status for this pass: 0, or 3 when a file failed or was left

@@ -2,15 +2,20 @@
 //! the `raw_logs` table, chunk by chunk. Every DataFusion type of the crate stays in this
 //! module, so a DataFusion upgrade touches one place.
 //!
-//! The query is planned once per file; each chunk of RAW batches is then pushed through
-//! the same physical plan by a [`ChunkPartition`] whose `execute` hands out the batches of
-//! the current chunk. One execution per chunk keeps the mapping from output rows to the
-//! chunk (and so to the file's checkpoint) exact, even when the transform filters records
-//! out or the plan coalesces batches.
+//! The query is planned once per file, and its physical plan decides how it runs
+//! ([`PlanKind`]):
+//! - a **row-wise** plan (projection, filter, scalar functions, `CASE`) runs once per batch:
+//!   the [`FeedPartition`] hands out the batches of the current piece to each execution, so
+//!   every output row maps to its piece (and so to the file's checkpoint) exactly, even when
+//!   the transform filters records out or the plan coalesces batches;
+//! - **every other plan** (aggregates, sorts, limits, `DISTINCT`, windows, joins) runs once
+//!   per file ([`Transform::start_file`]): the file's batches stream into one execution, so
+//!   the SQL means what it says over the whole file, never one result per batch.
 
 mod record_id;
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +30,9 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
-use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
 
 pub use record_id::{object_hash, record_id};
 
@@ -81,38 +88,167 @@ pub enum TransformError {
     Execute(#[from] DataFusionError),
 }
 
-/// Hands out the batches of the current chunk to the plan.
-#[derive(Debug)]
-struct ChunkPartition {
-    schema: SchemaRef,
-    chunk: Arc<Mutex<VecDeque<RecordBatch>>>,
+/// What the plan reads as `raw_logs`.
+#[derive(Debug, Default)]
+struct Feed {
+    /// The batches of the current piece (row-wise plans: one execution per piece).
+    piece: VecDeque<RecordBatch>,
+    /// The file's batches as they are decoded (whole-file plans: one execution per file).
+    file: Option<mpsc::Receiver<RecordBatch>>,
 }
 
-impl PartitionStream for ChunkPartition {
+/// Hands the plan its input: the file's stream when one was started, else the batches of
+/// the current piece.
+#[derive(Debug)]
+struct FeedPartition {
+    schema: SchemaRef,
+    feed: Arc<Mutex<Feed>>,
+}
+
+impl PartitionStream for FeedPartition {
     fn schema(&self) -> &SchemaRef {
         &self.schema
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let batches: Vec<RecordBatch> = self.chunk.lock().expect("chunk lock").drain(..).collect();
+        let mut feed = self.feed.lock().expect("feed lock");
+        let schema = Arc::clone(&self.schema);
+        if let Some(file) = feed.file.take() {
+            let stream = futures::stream::unfold(file, |mut file| async move {
+                let batch = file.recv().await?;
+                Some((Ok(batch), file))
+            });
+            return Box::pin(RecordBatchStreamAdapter::new(schema, stream));
+        }
+        let batches: Vec<RecordBatch> = feed.piece.drain(..).collect();
         let stream = futures::stream::iter(batches.into_iter().map(Ok));
-        Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
-            stream,
-        ))
+        Box::pin(RecordBatchStreamAdapter::new(schema, stream))
     }
 }
 
-/// A planned transform, ready to run chunk after chunk.
+/// How a transform runs over a file, decided from its physical plan (never from the text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanKind {
+    /// Each output row comes from one input row (projection, filter, scalar functions,
+    /// `CASE`, `unnest`): the plan runs batch by batch and its rows stream into chunk
+    /// transactions with checkpoints.
+    RowWise,
+    /// The plan needs all of a file's records at once: it runs once per file, and its
+    /// output commits with the file's completion.
+    WholeFile {
+        /// The first step of the plan that is not row by row (`AggregateExec`, ...).
+        step: String,
+    },
+}
+
+impl PlanKind {
+    pub fn is_whole_file(&self) -> bool {
+        matches!(self, Self::WholeFile { .. })
+    }
+}
+
+impl fmt::Display for PlanKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RowWise => {
+                f.write_str("row-wise: runs batch by batch, rows stream with checkpoints")
+            }
+            Self::WholeFile { step } => write!(
+                f,
+                "whole-file: {} ({step}), so it runs once over all of a file's records and its \
+                 output commits with the file's completion",
+                what_it_does(step)
+            ),
+        }
+    }
+}
+
+/// The steps of a physical plan that map each input row to at most a few output rows on
+/// their own, whatever the batch they come in.
+const ROW_WISE_STEPS: &[&str] = &[
+    "ProjectionExec",
+    "FilterExec",
+    "CoalesceBatchesExec",
+    "CooperativeExec",
+    "StreamingTableExec",
+    "UnnestExec",
+];
+
+/// The plan's step that reads `raw_logs`.
+const SCAN_STEP: &str = "StreamingTableExec";
+
+/// What a plan step does, in the words of SQL.
+fn what_it_does(step: &str) -> &'static str {
+    // `SortExec(TopK)`: the step, then its variant.
+    let step = step.split('(').next().unwrap_or(step);
+    match step {
+        "AggregateExec" => "it aggregates (GROUP BY, DISTINCT or an aggregate function)",
+        "SortExec" | "SortPreservingMergeExec" | "PartialSortExec" => "it sorts (ORDER BY)",
+        "GlobalLimitExec" | "LocalLimitExec" => "it limits (LIMIT / OFFSET)",
+        "WindowAggExec" | "BoundedWindowAggExec" => "it uses a window function",
+        "HashJoinExec"
+        | "NestedLoopJoinExec"
+        | "CrossJoinExec"
+        | "SortMergeJoinExec"
+        | "SymmetricHashJoinExec" => "it joins",
+        "UnionExec" | "InterleaveExec" => "it unions",
+        _ => "it has a step that is not row by row",
+    }
+}
+
+/// Decides how a plan runs. Refuses a plan that does not read `raw_logs` exactly once: a
+/// file is read once, so a second read of it (a self-join, a UNION of two reads) would see
+/// nothing, and a plan that reads nothing gives the same rows for every file.
+fn classify(plan: &Arc<dyn ExecutionPlan>) -> Result<PlanKind, String> {
+    fn walk(plan: &Arc<dyn ExecutionPlan>, scans: &mut usize, other: &mut Option<String>) {
+        let name = plan.name();
+        let step = name.split('(').next().unwrap_or(name);
+        if step == SCAN_STEP {
+            *scans += 1;
+        }
+        if other.is_none() && !ROW_WISE_STEPS.contains(&step) {
+            *other = Some(name.to_string());
+        }
+        for child in plan.children() {
+            walk(child, scans, other);
+        }
+    }
+    let (mut scans, mut other) = (0, None);
+    walk(plan, &mut scans, &mut other);
+    match scans {
+        0 => Err(format!(
+            "the query does not read {RAW_TABLE}: its output would not depend on the file"
+        )),
+        1 => Ok(match other {
+            None => PlanKind::RowWise,
+            Some(step) => PlanKind::WholeFile { step },
+        }),
+        n => Err(format!(
+            "the query reads {RAW_TABLE} {n} times (a self-join, or a UNION of two reads of \
+             it); a file is read once, so a transform may read {RAW_TABLE} only once (use a \
+             window function or a GROUP BY in a subquery instead)"
+        )),
+    }
+}
+
+/// A planned transform, ready to run piece after piece (row-wise) or over a file.
 pub struct Transform {
     ctx: SessionContext,
     plan: Arc<dyn ExecutionPlan>,
-    chunk: Arc<Mutex<VecDeque<RecordBatch>>>,
+    feed: Arc<Mutex<Feed>>,
+    kind: PlanKind,
 }
+
+/// The file's RAW batches go in here, in order; dropping it ends the plan's input.
+pub type FileInput = mpsc::Sender<RecordBatch>;
+
+/// The output of a plan's execution over a whole file.
+pub type FileOutput = BoxStream<'static, Result<RecordBatch, TransformError>>;
 
 impl Transform {
     /// Plans `sql` over `raw_logs`. Fails with [`TransformError::Plan`] when the SQL does not
-    /// parse, names an unknown column or function, or is not a single query.
+    /// parse, names an unknown column or function, is not a single query, or does not read
+    /// `raw_logs` exactly once.
     pub async fn plan(sql: &TransformSql, batch_rows: usize) -> Result<Self, TransformError> {
         let plan_error = |source| TransformError::Plan {
             origin: sql.origin.clone(),
@@ -121,12 +257,15 @@ impl Transform {
         let config = SessionConfig::new()
             .with_target_partitions(1)
             .with_batch_size(batch_rows);
-        let ctx = SessionContext::new_with_config(config);
+        let mut ctx = SessionContext::new_with_config(config);
         ctx.register_udf(ScalarUDF::from(record_id::RecordIdUdf::new()));
-        let chunk = Arc::new(Mutex::new(VecDeque::new()));
-        let partition = ChunkPartition {
+        // json_get_str(_raw, 'a', 'b'), `->`, `->>`, ...: any key of the record, nested
+        // ones included, without a change to the fixed RAW schema.
+        datafusion_functions_json::register_all(&mut ctx).map_err(plan_error)?;
+        let feed = Arc::new(Mutex::new(Feed::default()));
+        let partition = FeedPartition {
             schema: raw_schema(),
-            chunk: Arc::clone(&chunk),
+            feed: Arc::clone(&feed),
         };
         let table =
             StreamingTable::try_new(raw_schema(), vec![Arc::new(partition)]).map_err(plan_error)?;
@@ -141,7 +280,18 @@ impl Transform {
             .await
             .map_err(plan_error)?;
         let plan = frame.create_physical_plan().await.map_err(plan_error)?;
-        Ok(Self { ctx, plan, chunk })
+        let kind = classify(&plan).map_err(|why| plan_error(DataFusionError::Plan(why)))?;
+        Ok(Self {
+            ctx,
+            plan,
+            feed,
+            kind,
+        })
+    }
+
+    /// How the plan runs over a file.
+    pub fn kind(&self) -> &PlanKind {
+        &self.kind
     }
 
     /// The columns the transform produces.
@@ -149,18 +299,38 @@ impl Transform {
         self.plan.schema()
     }
 
-    /// Runs the transform over one chunk of RAW batches.
+    /// Runs a row-wise transform over one piece of RAW batches.
     pub async fn run(
         &mut self,
         batches: Vec<RecordBatch>,
     ) -> Result<Vec<RecordBatch>, TransformError> {
-        self.chunk.lock().expect("chunk lock").extend(batches);
+        debug_assert!(
+            !self.kind.is_whole_file(),
+            "a whole-file plan runs per file"
+        );
+        self.feed.lock().expect("feed lock").piece.extend(batches);
         // Every execution adds its metrics to the plan's nodes, and a file runs the plan once
         // per batch: run a copy with fresh state, so that nothing accumulates as a file goes on.
         self.plan = reset_plan_states(Arc::clone(&self.plan))?;
         let stream = execute_stream(Arc::clone(&self.plan), self.ctx.task_ctx())?;
         let out: Vec<RecordBatch> = stream.try_collect().await?;
         Ok(out.into_iter().filter(|b| b.num_rows() > 0).collect())
+    }
+
+    /// Starts the one execution of the plan over a file: its RAW batches go into the
+    /// returned input, in order, and the plan's rows come out of the output, which ends
+    /// once the input is dropped and the plan has finished. Memory is what the plan itself
+    /// holds (a sort holds its input, an aggregate its groups) plus a batch in flight.
+    pub fn start_file(&mut self) -> Result<(FileInput, FileOutput), TransformError> {
+        let (input, receiver) = mpsc::channel(1);
+        self.feed.lock().expect("feed lock").file = Some(receiver);
+        self.plan = reset_plan_states(Arc::clone(&self.plan))?;
+        let stream = execute_stream(Arc::clone(&self.plan), self.ctx.task_ctx())?;
+        let output = stream
+            .map_err(TransformError::Execute)
+            .try_filter(|b| futures::future::ready(b.num_rows() > 0))
+            .boxed();
+        Ok((input, output))
     }
 
     /// The physical plan, as `EXPLAIN` would show it.

@@ -706,3 +706,27 @@ async fn a_file_spanning_three_years_of_days_completes_with_few_descriptors(pool
     assert!(files.keys().all(|f| !f.ends_with("-1.parquet")));
     assert_eq!(messages(&files), expected);
 }
+
+/// A Parquet-only sink writes no row to PostgreSQL until the file's end: reading a file for
+/// longer than the idle-transaction timeout (twice the lease) must not cost the file its
+/// transaction.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn a_file_read_longer_than_the_idle_timeout_reaches_the_lake(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let sink = format!("parquet={}", lake.display());
+    let path = util::write_file(
+        dir.path(),
+        "slow.json",
+        &util::json_array(&records_around_midnight(8_000, 4_000)),
+    );
+    // 8,000 records at 2,000 a second: four seconds, twice the two-second idle timeout.
+    let pace = ["--lease-secs", "1", "--max-records-per-sec", "2000"];
+    let mut args = vec!["--sink", sink.as_str()];
+    args.extend(pace);
+    let run = util::ingest(&pool, &path, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.count("files_completed"), 1);
+    let in_lake: usize = read_lake(&lake).values().map(|b| rows(b)).sum();
+    assert_eq!(in_lake, 8_000);
+}

@@ -19,3 +19,4 @@ mod sources;
 mod transform;
 mod util;
 mod versions;
+mod whole_file;
