@@ -10,7 +10,7 @@ use futures::StreamExt;
 use crate::cli::{Cli, Command, GenerateArgs, IngestFileArgs, JobsCommand, PreviewArgs, RunArgs};
 use crate::config;
 use crate::decode::SourceName;
-use crate::pipeline::{self, FileReport, FileTask, Ingest, Outcome, Summary};
+use crate::pipeline::{self, FileReport, FileTask, Ingest, Summary};
 use crate::progress::{FileCounts, ProgressMode, Reporter};
 use crate::sample::{SampleConfig, SampleLayout, write_sample_dir};
 use crate::source::SourceRef;
@@ -547,7 +547,7 @@ pub async fn run_tasks_until(
     while let Some(result) = results.next().await {
         let report = result.context("the database failed during the run")?;
         crate::metrics::add(&files.done, 1);
-        record_report(&report);
+        report.record();
         summary.add(&report);
     }
     Ok(summary)
@@ -578,36 +578,6 @@ async fn ingest_reconnecting(
                 crate::runner::recover(&ingest.pool, reconnect, fatal).await?;
             }
             Err(fatal) => return Err(fatal.into()),
-        }
-    }
-}
-
-/// Counts a file's outcome in the metrics and logs its one line.
-pub(crate) fn record_report(report: &FileReport) {
-    use crate::metrics::{METRICS, add};
-    match report.outcome {
-        Outcome::Completed => add(&METRICS.files_completed, 1),
-        Outcome::Failed(_) => add(&METRICS.files_failed, 1),
-        Outcome::Skipped(_) => add(&METRICS.files_skipped, 1),
-        Outcome::LeaseLost => add(&METRICS.files_lease_lost, 1),
-        Outcome::Busy(_) => add(&METRICS.files_skipped, 1),
-    }
-    if report.replaced {
-        add(&METRICS.files_replaced, 1);
-    }
-    let c = report.counts;
-    let ms = report.elapsed.as_millis() as u64;
-    match &report.outcome {
-        Outcome::Completed => {
-            tracing::info!(file = %report.display, records = c.ingested, rejected = c.rejected, filtered = c.filtered, duration_ms = ms, "COMPLETED")
-        }
-        Outcome::Failed(error) => {
-            tracing::error!(file = %report.display, records = c.ingested, rejected = c.rejected, duration_ms = ms, %error, "FAILED")
-        }
-        Outcome::Skipped(reason) => tracing::info!(file = %report.display, %reason, "skipped"),
-        Outcome::Busy(reason) => tracing::warn!(file = %report.display, %reason, "busy"),
-        Outcome::LeaseLost => {
-            tracing::warn!(file = %report.display, records = c.ingested, "lease lost: another worker took the file over")
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod buffers;
+pub mod cancel;
 pub mod cli;
 pub mod config;
 pub mod decode;

@@ -160,7 +160,7 @@ impl Runner {
             if !reports.contains_key(&key) {
                 metrics::add(&self.files.done, 1);
             }
-            crate::app::record_report(&report);
+            report.record();
             if let Some(earlier) = reports.remove(&key) {
                 report.counts.ingested += earlier.counts.ingested;
                 report.counts.rejected += earlier.counts.rejected;
@@ -193,7 +193,7 @@ impl Runner {
                 elapsed: Default::default(),
                 replaced: false,
             };
-            crate::app::record_report(&report);
+            report.record();
             let earlier = reports.remove(&key).map(|r| r.counts).unwrap_or_default();
             reports.insert(
                 key,

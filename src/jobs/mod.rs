@@ -14,6 +14,9 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+/// Embedded migrations (`migrations/`): the tables jobs track files in.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
 pub use prefix::Prefix;
 pub use queue::{
     ClaimRules, ClaimedFile, Discovered, JobRow, Listed, Stats, claim_page, discover, give_up_lost,

@@ -5,15 +5,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::Prefix;
-
-/// One listed object, as discovery records it.
-#[derive(Debug, Clone)]
-pub struct Listed {
-    pub key: String,
-    pub size: u64,
-    pub etag: Option<String>,
-    pub last_modified: DateTime<Utc>,
-}
+pub use crate::source::listing::Listed;
 
 /// What discovery recorded of one page.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

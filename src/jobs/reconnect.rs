@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::pipeline::Cancel;
+use crate::cancel::Cancel;
 
 /// First wait after a failed connection; doubled per failure up to [`MAX_DELAY`].
 const FIRST_DELAY: Duration = Duration::from_millis(100);

@@ -238,7 +238,7 @@ pub fn location(url: &str, s3_timeout_secs: Option<u64>) -> anyhow::Result<LakeL
         anyhow::ensure!(!bucket.is_empty(), "--sink parquet={url}: no bucket");
         return Ok(LakeLocation::Store {
             url: url.trim_end_matches('/').to_string(),
-            store: crate::config::s3_store(bucket, s3_timeout_secs)?,
+            store: crate::source::store::s3_store(bucket, s3_timeout_secs)?,
             prefix: prefix.trim_matches('/').to_string(),
         });
     }

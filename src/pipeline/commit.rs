@@ -17,10 +17,12 @@ use crate::metrics::{self, METRICS};
 use crate::sink::SinkPlan;
 
 use super::decode_stage::{Isolate, Start};
-use super::file::{Cancel, FileError, Ingest};
+use super::error::{FileError, RefusedRow};
 use super::lake_stage::{AfterCommit, LakeJob};
 use super::reject_spool::{RejectSpool, SpoolError, SpoolLimits};
+use super::task::Ingest;
 use crate::buffers::RowsBuffer;
+use crate::cancel::Cancel;
 
 /// Largest piece of COPY data handed to the connection at once.
 const COPY_PIECE_BYTES: usize = 256 * 1024;
@@ -44,17 +46,6 @@ pub struct EncodedPiece {
 pub struct Lone {
     pub index: u64,
     pub raw: String,
-}
-
-/// A row of a chunk that the database refused.
-#[derive(Debug, Clone)]
-pub struct RefusedRow {
-    /// The first source index of the chunk (its checkpoint before).
-    pub chunk_start: u64,
-    /// The row within the chunk's COPY, from 1.
-    pub row: u64,
-    /// The database's message.
-    pub message: String,
 }
 
 /// What the transform stage sends on: pieces, then `End` once the whole input was read.
@@ -476,14 +467,14 @@ mod tests {
 
     /// Issue 14 item 4: a stage that dies between chunks closes its channel; that must
     /// fail the attempt (chunks before it kept), never mark the file COMPLETED.
-    #[sqlx::test(migrator = "crate::config::MIGRATOR")]
+    #[sqlx::test(migrator = "crate::jobs::MIGRATOR")]
     async fn a_stream_that_stops_without_its_end_never_completes_the_file(pool: PgPool) {
         let result = commit(&pool, vec![chunk(10)]).await;
         assert!(matches!(result, Err(FileError::Stage(_))), "{result:?}");
         assert_eq!(job(&pool).await, ("PROCESSING".into(), 10));
     }
 
-    #[sqlx::test(migrator = "crate::config::MIGRATOR")]
+    #[sqlx::test(migrator = "crate::jobs::MIGRATOR")]
     async fn the_last_chunk_before_the_end_completes_the_file(pool: PgPool) {
         let result = commit(&pool, vec![chunk(10), Ok(Encoded::End)]).await;
         assert!(

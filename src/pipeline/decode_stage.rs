@@ -14,7 +14,7 @@ use tokio::sync::mpsc::{Receiver, Sender};
 use crate::decode::{Framer, Frames, RawBatcher, Reject, SourceName};
 use crate::source::ByteCounter;
 
-use super::Settings;
+use super::settings::Settings;
 
 /// Framer input is fed in slices of this size, so that one push never frames more than a
 /// few hundred records.

@@ -12,7 +12,8 @@ use crate::jobs::{self, Lease};
 use crate::lake::{DayWriters, Lake, LakeError, Published, Staged, stem, write_stage};
 use crate::metrics::{self, METRICS};
 
-use super::file::{FileError, FileTask};
+use super::error::FileError;
+use super::task::FileTask;
 
 /// Batches in flight between the transform and the Parquet writer.
 const QUEUE_BATCHES: usize = 2;

@@ -9,9 +9,10 @@ use crate::decode::{Reject, SourceName};
 use crate::source::{ByteCounter, SourceRef};
 use crate::transform::{PlanKind, Transform, TransformSql};
 
-use super::Settings;
 use super::decode_stage::{self, Decoded};
-use super::file::{FileError, read_source};
+use super::error::FileError;
+use super::read_stage::read_source;
+use super::settings::Settings;
 
 /// What `preview` shows.
 pub struct Preview {

@@ -226,7 +226,7 @@ mod tests {
 
     /// Issue 14 item 6: rejects beyond the memory bound go to disk, come back whole and in
     /// order, and are inserted in statements of bounded size.
-    #[sqlx::test(migrator = "crate::config::MIGRATOR")]
+    #[sqlx::test(migrator = "crate::jobs::MIGRATOR")]
     async fn rejects_past_the_memory_bound_are_spilled_and_all_inserted(pool: PgPool) {
         let limits = SpoolLimits {
             memory_bytes: 4096,

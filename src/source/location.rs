@@ -29,8 +29,8 @@ impl SourceRef {
     /// True when the source is read as Parquet (by its extension).
     pub fn is_parquet(&self) -> bool {
         match self {
-            SourceRef::Local(path) => super::is_parquet(&path.to_string_lossy()),
-            SourceRef::Object { path, .. } => super::is_parquet(path.as_ref()),
+            SourceRef::Local(path) => is_parquet(&path.to_string_lossy()),
+            SourceRef::Object { path, .. } => is_parquet(path.as_ref()),
         }
     }
 }
@@ -75,4 +75,10 @@ pub async fn version(source: &SourceRef) -> std::io::Result<ObjectVersion> {
             Ok(ObjectVersion::of_meta(&meta))
         }
     }
+}
+
+/// True for keys and paths read as Parquet (by their extension).
+pub fn is_parquet(name: &str) -> bool {
+    let name = name.as_bytes();
+    name.len() >= 8 && name[name.len() - 8..].eq_ignore_ascii_case(b".parquet")
 }

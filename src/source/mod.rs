@@ -10,11 +10,12 @@ pub mod local;
 mod location;
 mod parquet;
 pub mod resume;
+pub mod store;
 mod version;
 pub mod walk;
 
 pub use counting::{ByteCounter, CountingReader};
 pub use input::{BoxRead, READ_BUFFER_BYTES, decompress};
-pub use location::{SourceRef, open, version};
-pub use parquet::{RAW_COLUMNS, is_parquet, read_parquet};
+pub use location::{SourceRef, is_parquet, open, version};
+pub use parquet::{RAW_COLUMNS, read_parquet};
 pub use version::ObjectVersion;

@@ -24,7 +24,8 @@ use tokio::sync::mpsc::Sender;
 
 use crate::decode::validate::validate;
 
-use super::{ByteCounter, SourceRef};
+use super::counting::ByteCounter;
+use super::location::SourceRef;
 use crate::limit::Limits;
 use crate::metrics::{self, METRICS};
 
@@ -126,12 +127,6 @@ fn text(values: &dyn Array, row: usize) -> std::io::Result<Option<&str>> {
             )));
         }
     }))
-}
-
-/// True for keys and paths read as Parquet (by their extension).
-pub fn is_parquet(name: &str) -> bool {
-    let name = name.as_bytes();
-    name.len() >= 8 && name[name.len() - 8..].eq_ignore_ascii_case(b".parquet")
 }
 
 /// Range reads of one object, for the Parquet reader (footer by a suffix request, then

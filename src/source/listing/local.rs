@@ -16,13 +16,21 @@ use std::time::UNIX_EPOCH;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::{ListError, PAGE_KEYS};
-use crate::jobs::Listed;
+use super::listed::{Listed, PAGE_KEYS};
 use crate::source::walk::{Found, SkipReason, Walk};
+
+/// A folder of a local bucket that cannot be walked.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct LocalListError {
+    pub path: std::path::PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
 
 /// One walk of a bucket folder in progress.
 pub struct Pages {
-    receiver: mpsc::Receiver<Result<Vec<Listed>, ListError>>,
+    receiver: mpsc::Receiver<Result<Vec<Listed>, LocalListError>>,
     skipped: Arc<AtomicU64>,
 }
 
@@ -39,7 +47,7 @@ impl Pages {
         Pages { receiver, skipped }
     }
 
-    pub async fn next_page(&mut self) -> Result<Option<Vec<Listed>>, ListError> {
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Listed>>, LocalListError> {
         self.receiver.recv().await.transpose()
     }
 
@@ -52,14 +60,14 @@ fn walk(
     root: &Path,
     follow_symlinks: bool,
     prefix: &str,
-    sender: &mpsc::Sender<Result<Vec<Listed>, ListError>>,
+    sender: &mpsc::Sender<Result<Vec<Listed>, LocalListError>>,
     skipped: &AtomicU64,
 ) {
     let mut walk = match Walk::new(root, follow_symlinks, prefix) {
         Ok(walk) => walk,
         Err(source) => {
             let path = root.to_path_buf();
-            let _ = sender.blocking_send(Err(ListError::Local { path, source }));
+            let _ = sender.blocking_send(Err(LocalListError { path, source }));
             return;
         }
     };

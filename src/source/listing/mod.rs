@@ -10,9 +10,12 @@
 //! own signed GET for S3 ([`raw_key`]); keys with `.`/`..` segments cannot be fetched over
 //! HTTP at all (the caller records the job FAILED with [`UnreadableKey`]'s cause).
 
+mod listed;
 pub mod local;
 pub mod raw_key;
 pub mod s3;
+
+pub use listed::{Listed, PAGE_KEYS, skip_key};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,24 +23,15 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 
-use crate::jobs::Listed;
-use crate::metrics::{self, METRICS};
 use crate::source::SourceRef;
-
-/// Keys per page handed to discovery.
-pub const PAGE_KEYS: usize = 1000;
 
 /// Why a listing failed (after retries for S3).
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
     #[error(transparent)]
     S3(#[from] s3::S3ListError),
-    #[error("{path}: {source}")]
-    Local {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Local(#[from] local::LocalListError),
 }
 
 /// A key that was listed but cannot be read.
@@ -135,7 +129,7 @@ impl Pages {
     pub async fn next_page(&mut self) -> Result<Option<Vec<Listed>>, ListError> {
         match self {
             Pages::S3(pages) => Ok(pages.next_page().await?),
-            Pages::Local(pages) => pages.next_page().await,
+            Pages::Local(pages) => Ok(pages.next_page().await?),
         }
     }
 
@@ -146,12 +140,6 @@ impl Pages {
             Pages::Local(pages) => pages.skipped(),
         }
     }
-}
-
-/// Counts and logs a listed key that cannot be stored as a job.
-pub(crate) fn skip_key(key: &str, reason: &str) {
-    metrics::add(&METRICS.keys_skipped, 1);
-    tracing::warn!(key = ?key, reason, "key skipped");
 }
 
 #[cfg(test)]
