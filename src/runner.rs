@@ -414,7 +414,7 @@ pub(crate) async fn recover(
     if let Some(lease) = &fatal.lease {
         let given_back = reconnect
             .retry("give a file back", || {
-                jobs::fail(pool, lease, &cause, false, std::time::Duration::ZERO)
+                lease.fail(pool, &cause, false, std::time::Duration::ZERO)
             })
             .await
             .with_context(|| fatal.display.clone())?;
@@ -440,7 +440,8 @@ async fn fail_unreadable(
     cause: &str,
 ) -> anyhow::Result<FileReport> {
     let started = std::time::Instant::now();
-    let failed = jobs::fail(&ingest.pool, lease, cause, true, std::time::Duration::ZERO)
+    let failed = lease
+        .fail(&ingest.pool, cause, true, std::time::Duration::ZERO)
         .await
         .with_context(|| display.clone())?;
     Ok(FileReport {

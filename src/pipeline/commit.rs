@@ -206,7 +206,7 @@ pub async fn commit_chunks(
         // The next piece tells whether this chunk is the file's last: if so, the file is
         // marked COMPLETED in the same transaction.
         next = next_piece(input).await;
-        if !jobs::checkpoint(&mut tx, lease, next_checkpoint, chunk).await? {
+        if !lease.checkpoint(&mut tx, next_checkpoint, chunk).await? {
             tx.rollback().await?;
             return Err(FileError::LeaseLost);
         }
@@ -316,7 +316,7 @@ async fn reject_lone(
         rejected: 1,
         ..ChunkCounts::default()
     };
-    if !jobs::checkpoint(&mut tx, lease, lone.index + 1, counts).await? {
+    if !lease.checkpoint(&mut tx, lone.index + 1, counts).await? {
         return Err(FileError::LeaseLost);
     }
     let reject = Reject {
@@ -366,7 +366,7 @@ async fn complete_in(
         Some(job) => Some(job.publish(tx, lease).await?),
         None => None,
     };
-    if !jobs::complete(tx, lease, destinations).await? {
+    if !lease.complete(tx, destinations).await? {
         return Err(FileError::LeaseLost);
     }
     Ok(after)

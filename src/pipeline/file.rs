@@ -1,16 +1,14 @@
 //! Ingesting one file, from its claim to its outcome.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::cancel::Cancel;
 use crate::decode::SourceName;
-use crate::jobs::{self, ChunkCounts, Lease, is_connection_error};
+use crate::jobs::{self, ChunkCounts, Disposition, Lease, LeaseKeeper, is_connection_error};
 use crate::metrics::{self, METRICS};
 use crate::source::{ByteCounter, ObjectVersion};
 use crate::transform::Transform;
@@ -126,31 +124,45 @@ pub async fn process_claimed(
     if lease.attempts > 1 {
         metrics::add(&METRICS.retries, 1);
     }
-    let heartbeat = Heartbeat::start(ingest.pool.clone(), lease.clone());
+    let keeper = LeaseKeeper::start(ingest.pool.clone(), lease.clone());
     let mut counts = ChunkCounts::default();
     let result = stream_file(ingest, task, lease, &mut resume, cancel, &mut counts).await;
-    let lost = heartbeat.stop();
+    let lost = keeper.stop();
     let outcome = match result {
         Ok(()) => Outcome::Completed,
         Err(FileError::LeaseLost) => Outcome::LeaseLost,
         Err(_) if lost => Outcome::LeaseLost,
         Err(FileError::Cancelled) => {
-            jobs::release(&ingest.pool, lease).await.map_err(fatal)?;
+            lease.release(&ingest.pool).await.map_err(fatal)?;
             cancel.left(1);
             Outcome::Skipped("stopped by a signal; released for the next run".into())
         }
-        Err(FileError::Database(e)) if is_connection_error(&e) => return Err(fatal(e)),
         Err(error) => {
-            let cause = error.to_string();
             let settings = ingest.settings;
-            let retry_after = jobs::backoff(
+            let connection_lost =
+                matches!(&error, FileError::Database(e) if is_connection_error(e));
+            let disposition = jobs::disposition(
+                lease,
+                error.is_permanent(),
+                connection_lost,
                 settings.retry_after,
                 settings.retry_cap,
-                lease.attempts,
-                lease.token,
             );
-            let permanent = error.is_permanent();
-            match jobs::fail(&ingest.pool, lease, &cause, permanent, retry_after).await {
+            let (permanent, retry_after) = match disposition {
+                Disposition::Fatal => {
+                    let FileError::Database(e) = error else {
+                        unreachable!("only a lost database connection is fatal")
+                    };
+                    return Err(fatal(e));
+                }
+                Disposition::Permanent => (true, Duration::ZERO),
+                Disposition::Retry(after) => (false, after),
+            };
+            let cause = error.to_string();
+            match lease
+                .fail(&ingest.pool, &cause, permanent, retry_after)
+                .await
+            {
                 Ok(true) => Outcome::Failed(cause),
                 Ok(false) => Outcome::LeaseLost,
                 Err(e) => return Err(fatal(e)),
@@ -254,7 +266,7 @@ async fn restart(ingest: &Ingest, lease: &Lease) -> Result<(), FileError> {
     }
     let mut tx = ingest.pool.begin().await?;
     forget_rows(&mut tx, ingest, &lease.bucket, &lease.key).await?;
-    if !jobs::restart(&mut tx, lease).await? {
+    if !lease.restart(&mut tx).await? {
         return Err(FileError::LeaseLost);
     }
     tx.commit().await?;
@@ -329,7 +341,7 @@ async fn pin_version(
     } else {
         resume
     };
-    if !jobs::record_version(&ingest.pool, lease, version).await? {
+    if !lease.record_version(&ingest.pool, version).await? {
         return Err(FileError::LeaseLost);
     }
     state.version = Some(id);
@@ -449,39 +461,4 @@ fn joined(stage: &str, result: Result<(), tokio::task::JoinError>) -> Option<Fil
     Some(FileError::Stage(format!(
         "the {stage} stage failed: {cause}"
     )))
-}
-
-/// Renews the lease while a file is processed.
-struct Heartbeat {
-    task: tokio::task::JoinHandle<()>,
-    lost: Arc<AtomicBool>,
-}
-
-impl Heartbeat {
-    fn start(pool: PgPool, lease: Lease) -> Self {
-        let lost = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&lost);
-        let every = lease.duration / 3;
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                match jobs::renew(&pool, &lease).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        flag.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                    // A transient database error: the next beat tries again.
-                    Err(e) => tracing::warn!(file = %lease.key, error = %e, "lease renewal failed"),
-                }
-            }
-        });
-        Self { task, lost }
-    }
-
-    /// Stops the heartbeat; true when it saw the lease lost.
-    fn stop(self) -> bool {
-        self.task.abort();
-        self.lost.load(Ordering::SeqCst)
-    }
 }

@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::jobs::{self, Lease};
+use crate::jobs::Lease;
 use crate::lake::{DayWriters, Lake, LakeError, Published, Staged, stem, write_stage};
 use crate::metrics::{self, METRICS};
 
@@ -59,7 +59,7 @@ impl LakeJob {
     ) -> Result<AfterCommit, FileError> {
         let Self { lake, stem, writer } = self;
         let staged = finished(&lake, writer).await?;
-        let Some(before) = jobs::lake_files(conn, lease).await? else {
+        let Some(before) = lease.lake_files(conn).await? else {
             return Err(FileError::LeaseLost);
         };
         let published = lake.publish(&stem, staged).await?;
@@ -69,7 +69,7 @@ impl LakeJob {
             "rows": published.iter().map(|p| p.rows).sum::<u64>(),
             "bytes": published.iter().map(|p| p.bytes).sum::<u64>(),
         });
-        if !jobs::record_lake(conn, lease, &record).await? {
+        if !lease.record_lake(conn, &record).await? {
             return Err(FileError::LeaseLost);
         }
 

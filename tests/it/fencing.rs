@@ -35,7 +35,8 @@ async fn a_stalled_worker_cannot_commit_after_a_takeover(pool: PgPool) {
     let stalled = lease(first.token, first.attempts);
     let mut tx = pool.begin().await.unwrap();
     assert!(
-        jobs::checkpoint(&mut tx, &stalled, 100, ChunkCounts::default())
+        stalled
+            .checkpoint(&mut tx, 100, ChunkCounts::default())
             .await
             .unwrap()
     );
@@ -65,17 +66,18 @@ async fn a_stalled_worker_cannot_commit_after_a_takeover(pool: PgPool) {
 
     let mut tx = pool.begin().await.unwrap();
     assert!(
-        !jobs::checkpoint(&mut tx, &stalled, 200, ChunkCounts::default())
+        !stalled
+            .checkpoint(&mut tx, 200, ChunkCounts::default())
             .await
             .unwrap(),
         "fenced"
     );
     tx.rollback().await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    assert!(!jobs::complete(&mut conn, &stalled, &[]).await.unwrap());
-    assert!(!jobs::renew(&pool, &stalled).await.unwrap());
+    assert!(!stalled.complete(&mut conn, &[]).await.unwrap());
+    assert!(!stalled.renew(&pool).await.unwrap());
     let owner = lease(second.token, second.attempts);
-    assert!(jobs::complete(&mut conn, &owner, &[]).await.unwrap());
+    assert!(owner.complete(&mut conn, &[]).await.unwrap());
 }
 
 fn listed(keys: &[&str]) -> Vec<jobs::Listed> {
@@ -146,7 +148,7 @@ async fn a_file_that_keeps_losing_its_worker_ends_failed(pool: PgPool) {
         duration: Duration::from_secs(60),
         attempts: 2,
     };
-    assert!(!jobs::complete(&mut conn, &stale, &[]).await.unwrap());
+    assert!(!stale.complete(&mut conn, &[]).await.unwrap());
 
     assert_eq!(jobs::retry(&pool, Some("b"), None).await.unwrap(), 1);
     let again = jobs::claim_page(&pool, "b", &all, 10, rules).await.unwrap();
