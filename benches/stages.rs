@@ -177,7 +177,7 @@ const PARQUET_RECORDS: u64 = 100_000;
 fn parquet_write(c: &mut Criterion, runtime: &tokio::runtime::Runtime, transform: &mut Transform) {
     use std::sync::Arc;
 
-    use ingestor::lake::{DayWriters, Lake, LakeLocation, LakeOptions};
+    use ingestor::sink::parquet::{DayWriters, Lake, LakeLocation, LakeOptions};
 
     let config = SampleConfig {
         records: PARQUET_RECORDS,

@@ -11,10 +11,10 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::cli::{PipelineArgs, SinkArg};
-use crate::lake::{self, Lake, LakeOptions};
 use crate::limit::Limits;
 use crate::pipeline::{Ingest, Settings};
 use crate::sink::TargetTable;
+use crate::sink::parquet::{self as lake, Lake, LakeOptions};
 use crate::transform::{Transform, TransformSql};
 
 pub use crate::jobs::MIGRATOR;

@@ -12,7 +12,6 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod jobs;
-pub mod lake;
 pub mod limit;
 pub mod metrics;
 pub mod pipeline;

@@ -18,11 +18,11 @@ use crate::sink::SinkPlan;
 
 use super::decode_stage::{Isolate, Start};
 use super::error::{FileError, RefusedRow};
-use super::lake_stage::{AfterCommit, LakeJob};
 use super::reject_spool::{RejectSpool, SpoolError, SpoolLimits};
 use super::task::Ingest;
 use crate::buffers::RowsBuffer;
 use crate::cancel::Cancel;
+use crate::sink::parquet::{AfterCommit, LakeJob};
 
 /// Largest piece of COPY data handed to the connection at once.
 const COPY_PIECE_BYTES: usize = 256 * 1024;

@@ -1,7 +1,7 @@
 //! Why a file did not complete, and which errors end the whole pass.
 
 use crate::jobs::Lease;
-use crate::lake::LakeError;
+use crate::sink::parquet::{LakeError, PublishError};
 use crate::transform::TransformError;
 
 /// A row of a chunk that the database refused.
@@ -77,4 +77,14 @@ pub struct FatalError {
     pub source: sqlx::Error,
     /// The claim held when the database failed, to give back once it answers again.
     pub lease: Option<Lease>,
+}
+
+impl From<PublishError> for FileError {
+    fn from(error: PublishError) -> Self {
+        match error {
+            PublishError::Lake(e) => FileError::Lake(e),
+            PublishError::Database(e) => FileError::Database(e),
+            PublishError::LeaseLost => FileError::LeaseLost,
+        }
+    }
 }

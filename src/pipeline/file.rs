@@ -16,11 +16,11 @@ use crate::transform::Transform;
 use super::commit;
 use super::decode_stage::{self, Isolate, Start};
 use super::error::{FatalError, FileError};
-use super::lake_stage::LakeJob;
 use super::read_stage::read_source;
 use super::report::{FileReport, Outcome};
 use super::task::{FileTask, Ingest};
 use super::transform_stage::transform_stage;
+use crate::sink::parquet::LakeJob;
 
 /// Ingests one file: claims it, streams it into the target table chunk by chunk, and marks
 /// it COMPLETED or FAILED. Returns Err only when the database itself is unusable. A file
@@ -369,7 +369,8 @@ async fn stream_once(
     }
     let (mut lake_job, lake_tx) = match &ingest.lake {
         Some(lake) => {
-            let (job, tx) = LakeJob::start(Arc::clone(lake), task)?;
+            let (job, tx) =
+                LakeJob::start(Arc::clone(lake), &task.bucket, &task.key, &task.display)?;
             (Some(job), Some(tx))
         }
         None => (None, None),

@@ -7,9 +7,9 @@
 //! lands exactly once without `ON CONFLICT` or a dedup table. A file counts as done only
 //! when the transaction that marks it COMPLETED has committed.
 //!
-//! With a Parquet sink ([`crate::lake`]) the transform's output also feeds a writer stage,
+//! With a Parquet sink ([`crate::sink::parquet`]) the transform's output also feeds a writer stage,
 //! and a file is one chunk: its Parquet files are published, and recorded in the job, in the
-//! transaction that marks it COMPLETED (`lake_stage`).
+//! transaction that marks it COMPLETED (`sink::parquet::LakeJob`).
 //!
 //! Stages are joined by bounded channels, so memory is bounded by the batch size and the
 //! number of files in flight, never by the size of a file.
@@ -18,7 +18,6 @@ mod commit;
 mod decode_stage;
 mod error;
 mod file;
-mod lake_stage;
 mod preview;
 mod read_stage;
 mod reject_spool;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::lake::Lake;
 use crate::limit::Limits;
 use crate::sink::SinkPlan;
+use crate::sink::parquet::Lake;
 use crate::source::SourceRef;
 use crate::transform::{PlanKind, TransformSql};
 

@@ -8,8 +8,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::buffers::RowsBuffer;
 use crate::jobs::ChunkCounts;
-use crate::lake::LakeError;
 use crate::sink::SinkPlan;
+use crate::sink::parquet::LakeError;
 use crate::transform::{FileInput, Transform};
 
 use super::commit::{Encoded, EncodedPiece, Lone};

@@ -4,7 +4,8 @@
 use object_store::ObjectStoreExt;
 use tokio::io::AsyncWriteExt;
 
-use super::{Lake, LakeError, LakeLocation, Staged, relative_path};
+use super::lake::{Lake, LakeError, LakeLocation, relative_path};
+use super::writer::Staged;
 
 /// A Parquet file now visible in the lake.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

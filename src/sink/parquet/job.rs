@@ -9,11 +9,23 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::jobs::Lease;
-use crate::lake::{DayWriters, Lake, LakeError, Published, Staged, stem, write_stage};
 use crate::metrics::{self, METRICS};
 
-use super::error::FileError;
-use super::task::FileTask;
+use super::lake::{Lake, LakeError, stem};
+use super::publish::Published;
+use super::writer::{DayWriters, Staged, write_stage};
+
+/// Why a file's Parquet output could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Another worker took the file over: nothing was published.
+    #[error("lease lost: another worker took the file over")]
+    LeaseLost,
+}
 
 /// Batches in flight between the transform and the Parquet writer.
 const QUEUE_BATCHES: usize = 2;
@@ -35,16 +47,19 @@ pub struct AfterCommit {
 }
 
 impl LakeJob {
-    /// Starts the writer for `task`; send the transform's output on the returned sender and
-    /// drop it at the end of the file. Removes spool files a killed run left.
+    /// Starts the writer for the object `bucket`/`key` (named `display` in errors); send
+    /// the transform's output on the returned sender and drop it at the end of the file.
+    /// Removes spool files a killed run left.
     pub fn start(
         lake: Arc<Lake>,
-        task: &FileTask,
-    ) -> Result<(Self, mpsc::Sender<RecordBatch>), FileError> {
-        let stem = stem(&task.bucket, &task.key);
+        bucket: &str,
+        key: &str,
+        display: &str,
+    ) -> Result<(Self, mpsc::Sender<RecordBatch>), LakeError> {
+        let stem = stem(bucket, key);
         lake.clean_spool(&stem)?;
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
-        let writers = DayWriters::new(Arc::clone(&lake), stem.clone(), &task.display);
+        let writers = DayWriters::new(Arc::clone(&lake), stem.clone(), display);
         let writer = tokio::task::spawn_blocking(move || write_stage(rx, writers));
         Ok((Self { lake, stem, writer }, tx))
     }
@@ -56,11 +71,11 @@ impl LakeJob {
         self,
         conn: &mut PgConnection,
         lease: &Lease,
-    ) -> Result<AfterCommit, FileError> {
+    ) -> Result<AfterCommit, PublishError> {
         let Self { lake, stem, writer } = self;
         let staged = finished(&lake, writer).await?;
         let Some(before) = lease.lake_files(conn).await? else {
-            return Err(FileError::LeaseLost);
+            return Err(PublishError::LeaseLost);
         };
         let published = lake.publish(&stem, staged).await?;
         let record = serde_json::json!({
@@ -70,7 +85,7 @@ impl LakeJob {
             "bytes": published.iter().map(|p| p.bytes).sum::<u64>(),
         });
         if !lease.record_lake(conn, &record).await? {
-            return Err(FileError::LeaseLost);
+            return Err(PublishError::LeaseLost);
         }
 
         let kept: Vec<&str> = published
@@ -91,10 +106,7 @@ impl LakeJob {
 
     /// The writer's own error, after the pipeline stopped early (None if it had none).
     pub async fn error(self) -> Option<LakeError> {
-        match finished(&self.lake, self.writer).await {
-            Err(FileError::Lake(e)) => Some(e),
-            _ => None,
-        }
+        finished(&self.lake, self.writer).await.err()
     }
 }
 
@@ -102,13 +114,13 @@ impl LakeJob {
 async fn finished(
     lake: &Lake,
     writer: JoinHandle<Result<Vec<Staged>, LakeError>>,
-) -> Result<Vec<Staged>, FileError> {
+) -> Result<Vec<Staged>, LakeError> {
     match writer.await {
-        Ok(result) => Ok(result?),
-        Err(e) => Err(FileError::Lake(LakeError::Io {
+        Ok(result) => result,
+        Err(e) => Err(LakeError::Io {
             path: lake.display(),
             source: std::io::Error::other(e),
-        })),
+        }),
     }
 }
 

@@ -22,7 +22,7 @@ use parquet::file::properties::WriterProperties;
 use tempfile::TempPath;
 use tokio::sync::mpsc::Receiver;
 
-use super::{Lake, LakeError, NULL_PARTITION, PARTITION_COLUMN};
+use super::lake::{Lake, LakeError, NULL_PARTITION, PARTITION_COLUMN};
 
 /// A finished Parquet file in the spool, not yet visible in the lake. Its spool file is
 /// removed when it is dropped unpublished.

@@ -1,22 +1,5 @@
-//! The Parquet sink: the transform's output written to a data lake (a local folder or
-//! `s3://bucket/prefix`), beside or instead of PostgreSQL.
-//!
-//! Layout: `ROOT/date=YYYY-MM-DD/<stem>.parquet`, Hive-partitioned by the UTC day of the
-//! output's `timestamp` column (`date=__HIVE_DEFAULT_PARTITION__` for rows without one),
-//! one file per source object and day (more parts, `<stem>-1.parquet`, ..., when a file
-//! spans more days than writers may be open at once and returns to a day it left). The
-//! stem is derived from the source object alone (its file name and a stable hash of bucket
-//! and key), so a re-run writes the same names.
-//!
-//! Exactly once: a file's Parquet output is written to temporary files in a spool folder
-//! (`writer`), which become visible only when the source object is done (`publish`:
-//! an atomic rename, or one upload that completes a multipart upload), inside the
-//! transaction that marks the job COMPLETED and records the published paths. A run killed
-//! before that leaves nothing under a final name; its spool files are removed when the
-//! object is claimed again.
-
-mod publish;
-mod writer;
+//! The lake itself: where it is, how its files are named and written, and the errors of
+//! writing to it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,9 +9,6 @@ use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-
-pub use publish::Published;
-pub use writer::{DayWriters, Staged, write_stage};
 
 use crate::transform::object_hash;
 
@@ -193,7 +173,7 @@ impl Lake {
     }
 
     /// The store path of `relative` (for [`LakeLocation::Store`]).
-    fn object_path(prefix: &str, relative: &str) -> ObjectPath {
+    pub(super) fn object_path(prefix: &str, relative: &str) -> ObjectPath {
         if prefix.is_empty() {
             ObjectPath::from(relative)
         } else {
