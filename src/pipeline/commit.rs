@@ -7,14 +7,13 @@
 
 use std::time::Instant;
 
-use sqlx::postgres::PgCopyIn;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc::Receiver;
 
 use crate::decode::Reject;
 use crate::jobs::{self, ChunkCounts, Lease};
 use crate::metrics::{self, METRICS};
-use crate::sink::SinkPlan;
+use crate::sink::postgres::{ChunkCopy, CopyError};
 
 use super::decode_stage::{Isolate, Start};
 use super::error::{FileError, RefusedRow};
@@ -23,9 +22,6 @@ use super::task::Ingest;
 use crate::buffers::RowsBuffer;
 use crate::cancel::Cancel;
 use crate::sink::parquet::{AfterCommit, LakeJob};
-
-/// Largest piece of COPY data handed to the connection at once.
-const COPY_PIECE_BYTES: usize = 256 * 1024;
 
 /// One encoded batch of a chunk.
 #[derive(Default)]
@@ -66,37 +62,6 @@ async fn next_piece(
         None => Some(Err(FileError::Stage(
             "the pipeline stopped before the end of the file".into(),
         ))),
-    }
-}
-
-/// Sends `data` into the COPY, opening it (with the header) on first use.
-async fn send_rows<'c>(
-    copy: &mut Option<PgCopyIn<&'c mut PgConnection>>,
-    conn: &mut Option<&'c mut PgConnection>,
-    sink: &SinkPlan,
-    data: &[u8],
-) -> sqlx::Result<()> {
-    if data.is_empty() {
-        return Ok(());
-    }
-    if copy.is_none() {
-        let conn = conn.take().expect("a connection for the COPY");
-        let mut opened = conn.copy_in_raw(&sink.copy_sql).await?;
-        let mut header = Vec::new();
-        sink.encoder.begin(&mut header);
-        opened.send(header).await?;
-        *copy = Some(opened);
-    }
-    let open = copy.as_mut().expect("open copy");
-    for piece in data.chunks(COPY_PIECE_BYTES) {
-        open.send(piece).await?;
-    }
-    Ok(())
-}
-
-async fn abort(copy: Option<PgCopyIn<&mut PgConnection>>) {
-    if let Some(copy) = copy {
-        let _ = copy.abort("ingestor: chunk abandoned").await;
     }
 }
 
@@ -147,11 +112,10 @@ pub async fn commit_chunks(
         }
         let mut tx = pool.begin().await?;
         let copied: Result<u64, FileError> = 'copy: {
-            let mut conn = Some(&mut *tx);
-            let mut copy = None;
+            let mut copy = sink.map(|sink| ChunkCopy::new(&mut tx, sink));
             loop {
-                if let Some(sink) = sink
-                    && let Err(e) = send_rows(&mut copy, &mut conn, sink, &piece.rows_data).await
+                if let Some(writer) = copy.as_mut()
+                    && let Err(e) = writer.send(&piece.rows_data).await
                 {
                     abort(copy).await;
                     break 'copy Err(copy_error(e, start));
@@ -175,15 +139,10 @@ pub async fn commit_chunks(
                     }
                 };
             }
-            if let Some((mut copy, sink)) = copy.zip(sink) {
-                let mut trailer = Vec::new();
-                sink.encoder.end(&mut trailer);
-                if let Err(e) = copy.send(trailer).await {
-                    break 'copy Err(copy_error(e, start));
-                }
-                if let Err(e) = copy.finish().await {
-                    break 'copy Err(copy_error(e, start));
-                }
+            if let Some(writer) = copy
+                && let Err(e) = writer.finish().await
+            {
+                break 'copy Err(copy_error(e, start));
             }
             Ok(piece.next_checkpoint)
         };
@@ -262,45 +221,22 @@ async fn tally(
 }
 
 /// A COPY error: a row the database refused, or an error no row could avoid.
-fn copy_error(error: sqlx::Error, chunk_start: u64) -> FileError {
-    match refused_row(&error) {
-        Some((row, message)) => FileError::RowRefused(RefusedRow {
+fn copy_error(error: CopyError, chunk_start: u64) -> FileError {
+    match error {
+        CopyError::Refused { row, message } => FileError::RowRefused(RefusedRow {
             chunk_start,
             row,
             message,
         }),
-        None => error.into(),
+        CopyError::Database(e) => e.into(),
     }
 }
 
-/// The row (1-based, within the COPY) and message of an error that one row caused: a
-/// data, constraint or trigger error whose context names the COPY's line. Errors without
-/// a row (the table is gone, a permission) are not.
-fn refused_row(error: &sqlx::Error) -> Option<(u64, String)> {
-    let sqlx::Error::Database(db) = error else {
-        return None;
-    };
-    let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
-    // 22: data exception, 23: integrity constraint, 54: a value too large for an index,
-    // P0: raised by PL/pgSQL (a trigger).
-    if !["22", "23", "54", "P0"]
-        .iter()
-        .any(|class| pg.code().starts_with(class))
-    {
-        return None;
+/// Abandons the chunk's COPY, if one was opened (the transaction rolls back).
+async fn abort(copy: Option<ChunkCopy<'_>>) {
+    if let Some(copy) = copy {
+        copy.abort().await;
     }
-    let row = copy_line(pg.r#where()?)?;
-    Some((row, pg.message().to_string()))
-}
-
-/// The line number in a COPY error context (`COPY logs, line 2090, column x: ...`).
-fn copy_line(context: &str) -> Option<u64> {
-    context.lines().find_map(|line| {
-        let rest = line.trim().strip_prefix("COPY ")?;
-        let (_, after) = rest.split_once(", line ")?;
-        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-        digits.parse().ok().filter(|row| *row > 0)
-    })
 }
 
 /// Stores the lone record whose row the database refused in `rejected_records` and moves
@@ -482,19 +418,5 @@ mod tests {
             "{result:?}"
         );
         assert_eq!(job(&pool).await, ("COMPLETED".into(), 10));
-    }
-
-    #[test]
-    fn the_refused_row_is_read_from_the_copy_context() {
-        assert_eq!(copy_line("COPY logs, line 2090"), Some(2090));
-        assert_eq!(
-            copy_line("PL/pgSQL function refuse() line 3 at RAISE\nCOPY logs, line 7"),
-            Some(7)
-        );
-        assert_eq!(
-            copy_line("COPY \"my logs\", line 12, column level: \"x\""),
-            Some(12)
-        );
-        assert_eq!(copy_line("SQL statement \"SELECT 1\""), None);
     }
 }

@@ -10,6 +10,7 @@ use crate::cancel::Cancel;
 use crate::decode::SourceName;
 use crate::jobs::{self, ChunkCounts, Disposition, Lease, LeaseKeeper, is_connection_error};
 use crate::metrics::{self, METRICS};
+use crate::sink::postgres::delete_object_rows;
 use crate::source::{ByteCounter, ObjectVersion};
 use crate::transform::Transform;
 
@@ -236,15 +237,7 @@ async fn forget_rows(
     key: &str,
 ) -> sqlx::Result<()> {
     if let Some(plan) = &ingest.postgres {
-        let delete = format!(
-            "DELETE FROM {} WHERE source_bucket = $1 AND source_key = $2",
-            plan.table.quoted
-        );
-        sqlx::query(sqlx::AssertSqlSafe(delete))
-            .bind(bucket)
-            .bind(key)
-            .execute(&mut *conn)
-            .await?;
+        delete_object_rows(&mut *conn, plan, bucket, key).await?;
     }
     jobs::delete_rejects(conn, bucket, key).await
 }

@@ -5,6 +5,7 @@
 mod encode;
 pub mod parquet;
 mod pgtype;
+pub mod postgres;
 mod table;
 
 pub use encode::CopyEncoder;
