@@ -338,22 +338,24 @@ impl Runner {
         planned: &mut Vec<Planned>,
     ) -> anyhow::Result<()> {
         let keys: Vec<String> = page.iter().map(|(key, _)| key.clone()).collect();
-        let known: HashMap<String, (String, i32)> =
-            jobs::known_statuses(&self.ingest.pool, &self.bucket, &keys)
-                .await?
-                .into_iter()
-                .map(|(key, status, attempts)| (key, (status, attempts)))
-                .collect();
+        let known: HashMap<String, jobs::Known> = jobs::known_statuses(
+            &self.ingest.pool,
+            &self.bucket,
+            &keys,
+            self.rules.max_attempts,
+        )
+        .await?
+        .into_iter()
+        .map(|known| (known.key.clone(), known))
+        .collect();
         for (key, size) in page {
+            // The same eligibility as the claims (`ingestor_claimable`).
             let why = match known.get(key) {
                 None => "new",
-                Some((status, _)) if status == "PENDING" => "pending",
-                Some((status, attempts))
-                    if status == "FAILED" && *attempts < self.rules.max_attempts =>
-                {
-                    "retry"
-                }
-                Some(_) => continue,
+                Some(job) if !job.claimable => continue,
+                Some(job) if job.status == "PENDING" => "pending",
+                Some(job) if job.status == "PROCESSING" => "takeover",
+                Some(_) => "retry",
             };
             planned.push(Planned {
                 key: key.clone(),

@@ -1,6 +1,7 @@
 -- Claims one known file for this worker: a fresh lease token, the lease's expiry, one more
--- attempt. Eligible: PENDING, FAILED, PROCESSING whose lease expired (its worker died or
--- stalled), and COMPLETED when $5 (force). With force the checkpoint starts over.
+-- attempt. Eligible: an explicit claim in `ingestor_claimable` (migrations): PENDING,
+-- FAILED, PROCESSING whose lease expired (its worker died or stalled); and COMPLETED when
+-- $5 (force). With force the checkpoint starts over.
 -- Returns the checkpoint to resume from.
 UPDATE processed_files
 SET status = 'PROCESSING',
@@ -16,7 +17,6 @@ SET status = 'PROCESSING',
     updated_at = now()
 WHERE bucket = $1
   AND s3_key = $2
-  AND (status IN ('PENDING', 'FAILED')
-       OR (status = 'PROCESSING' AND (lease_expires_at IS NULL OR lease_expires_at < now()))
+  AND (ingestor_claimable(status, attempts, lease_expires_at, next_attempt_at, NULL, now(), true)
        OR (status = 'COMPLETED' AND $5))
 RETURNING checkpoint, attempts, checkpoint_version, start_over

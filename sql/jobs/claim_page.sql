@@ -1,8 +1,7 @@
 -- Claims up to $3 files of bucket $1 under prefix $2 in one atomic statement, oldest first
--- (last-modified, then key). Eligible: PENDING; PROCESSING whose lease expired (stuck: its
--- worker died or stalled) with attempts left ($5); FAILED with attempts left whose backoff
--- has elapsed (a permanent failure waits until 'infinity': never). A file whose worker
--- was lost on its last attempt is not taken over: `give_up_lost.sql` fails it.
+-- (last-modified, then key). Eligible: see `ingestor_claimable` (migrations), with $5
+-- attempts at most. A file whose worker was lost on its last attempt is not taken over:
+-- `give_up_lost.sql` fails it.
 -- SKIP LOCKED lets any number of workers on any number of machines claim at once; each
 -- claimed row gets a fresh lease token. A takeover counts in metadata.workersLost.
 WITH picked AS (
@@ -10,10 +9,7 @@ WITH picked AS (
     FROM processed_files
     WHERE bucket = $1
       AND starts_with(s3_key, $2)
-      AND (status = 'PENDING'
-           OR (status = 'PROCESSING' AND attempts < $5
-               AND (lease_expires_at IS NULL OR lease_expires_at < now()))
-           OR (status = 'FAILED' AND attempts < $5 AND (next_attempt_at IS NULL OR next_attempt_at <= now())))
+      AND ingestor_claimable(status, attempts, lease_expires_at, next_attempt_at, $5, now(), false)
     ORDER BY last_modified NULLS FIRST, s3_key
     LIMIT $3
     FOR UPDATE SKIP LOCKED

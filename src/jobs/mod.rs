@@ -18,8 +18,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub use lease::{ChunkCounts, Disposition, Lease, LeaseKeeper, backoff, disposition};
 pub use prefix::Prefix;
 pub use queue::{
-    ClaimRules, ClaimedFile, Discovered, JobRow, Listed, Stats, claim_page, discover, give_up_lost,
-    known_statuses, list, next_retry, remaining, retry, stats,
+    ClaimRules, ClaimedFile, Discovered, JobRow, Known, Listed, Stats, claim_page, discover,
+    give_up_lost, known_statuses, list, next_retry, remaining, retry, stats,
 };
 pub use reconnect::{
     DbError, Reconnect, Unreachable, caused_by_connection, gave_up, is_connection_error,

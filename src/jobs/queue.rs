@@ -256,12 +256,34 @@ pub async fn known_statuses(
     pool: &PgPool,
     bucket: &str,
     keys: &[String],
-) -> sqlx::Result<Vec<(String, String, i32)>> {
-    sqlx::query_as(include_str!("../../sql/jobs/known_statuses.sql"))
-        .bind(bucket)
-        .bind(keys)
-        .fetch_all(pool)
-        .await
+    max_attempts: i32,
+) -> sqlx::Result<Vec<Known>> {
+    let rows: Vec<(String, String, i32, bool)> =
+        sqlx::query_as(include_str!("../../sql/jobs/known_statuses.sql"))
+            .bind(bucket)
+            .bind(keys)
+            .bind(max_attempts)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(key, status, attempts, claimable)| Known {
+            key,
+            status,
+            attempts,
+            claimable,
+        })
+        .collect())
+}
+
+/// A known job, as `run --dry-run` shows it.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub key: String,
+    pub status: String,
+    pub attempts: i32,
+    /// `run` would claim it now (`ingestor_claimable`).
+    pub claimable: bool,
 }
 
 /// Jobs of `bucket` under `prefix` still to do: PENDING, or FAILED with attempts left.

@@ -169,6 +169,95 @@ async fn dry_run_lists_what_would_be_ingested_and_writes_nothing(pool: PgPool) {
     assert_eq!(util::count(&pool, "SELECT count(*) FROM logs").await, 0);
 }
 
+/// The dry run asks the claims' own eligibility (`ingestor_claimable`): an expired lease is
+/// taken over, a held lease and a retry that is not due are not.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn dry_run_lists_exactly_what_the_claims_take(pool: PgPool) {
+    let root = local_bucket(5, 10).await;
+    let args = [
+        "run",
+        "--bucket",
+        "logs",
+        "--local-buckets",
+        root.path().to_str().unwrap(),
+    ];
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    // Register the five objects, then set four of them in the states under test.
+    let listed = util::run(&pool, &dry).await;
+    let keys: Vec<String> = listed
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("new\t"))
+        .map(|l| l.split('\t').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), 5, "{}", listed.stdout);
+    for key in &keys {
+        sqlx::query(
+            "INSERT INTO processed_files (bucket, s3_key, status) VALUES ('logs', $1, 'PENDING')",
+        )
+        .bind(key)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let states = [
+        // A worker died: its lease expired a minute ago.
+        "status = 'PROCESSING', attempts = 1, lease_expires_at = now() - interval '1 minute'",
+        // A worker holds it.
+        "status = 'PROCESSING', attempts = 1, lease_expires_at = now() + interval '1 hour'",
+        // Its retry is due in an hour.
+        "status = 'FAILED', attempts = 1, next_attempt_at = now() + interval '1 hour'",
+        // Its retry is due.
+        "status = 'FAILED', attempts = 1, next_attempt_at = now() - interval '1 second'",
+    ];
+    for (key, state) in keys.iter().zip(states) {
+        let sql = format!("UPDATE processed_files SET {state} WHERE s3_key = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let run = util::run(&pool, &dry).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let shown: Vec<(String, String)> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains('\t'))
+        .map(|l| {
+            let mut cells = l.split('\t');
+            let why = cells.next().unwrap().to_string();
+            (cells.nth(1).unwrap().to_string(), why)
+        })
+        .collect();
+    let expected = vec![
+        (keys[0].clone(), "takeover".to_string()),
+        (keys[3].clone(), "retry".to_string()),
+        (keys[4].clone(), "pending".to_string()),
+    ];
+    let mut sorted = shown.clone();
+    sorted.sort();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(sorted, expected_sorted, "{}", run.stdout);
+
+    // The run takes exactly those.
+    let mut real = args.to_vec();
+    real.push("--json");
+    let run = util::run(&pool, &real).await;
+    assert_eq!(run.count("files_completed"), 3, "{}", run.stderr);
+    let done: Vec<String> = sqlx::query_scalar(
+        "SELECT s3_key FROM processed_files WHERE status = 'COMPLETED' ORDER BY s3_key",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut want: Vec<String> = expected.into_iter().map(|(key, _)| key).collect();
+    want.sort();
+    assert_eq!(done, want);
+}
+
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn secrets_and_escape_codes_never_reach_the_output(pool: PgPool) {
     let root = local_bucket(1, 50).await;
