@@ -273,11 +273,7 @@ async fn passes(
             }
             Err(error) => return Err(error),
         };
-        let deadline = tokio::time::Instant::now() + wait;
-        while tokio::time::Instant::now() < deadline && !cancel.is_cancelled() {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        if cancel.is_cancelled() {
+        if cancel.sleep(wait).await {
             break;
         }
     }

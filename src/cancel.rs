@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 /// Set when the process is asked to stop: files stop between chunks and release their lease.
 /// Remembers the signal (for the exit status, 128 + its number) and whether it cut work
@@ -13,6 +16,8 @@ pub struct Cancel(Arc<CancelState>);
 #[derive(Debug, Default)]
 struct CancelState {
     cancelled: AtomicBool,
+    /// Wakes whoever waits (instead of polling the flag).
+    token: CancellationToken,
     signal: std::sync::atomic::AtomicI32,
     cut_short: std::sync::atomic::AtomicU64,
 }
@@ -20,6 +25,15 @@ struct CancelState {
 impl Cancel {
     pub fn cancel(&self) {
         self.0.cancelled.store(true, Ordering::SeqCst);
+        self.0.token.cancel();
+    }
+
+    /// Waits `duration`, or less if the stop comes first. True when it came.
+    pub async fn sleep(&self, duration: Duration) -> bool {
+        tokio::select! {
+            _ = self.0.token.cancelled() => true,
+            _ = tokio::time::sleep(duration) => self.is_cancelled(),
+        }
     }
 
     /// Cancels because of signal number `signal` (2 SIGINT, 15 SIGTERM).

@@ -235,11 +235,11 @@ impl Runner {
             wait_ms = wait.as_millis() as u64,
             "waiting to retry failed files"
         );
-        let deadline = tokio::time::Instant::now() + wait + std::time::Duration::from_millis(10);
-        while tokio::time::Instant::now() < deadline && !self.cancel.is_cancelled() {
-            tokio::time::sleep(std::time::Duration::from_millis(50).min(wait)).await;
-        }
-        Ok(!self.cancel.is_cancelled())
+        let stopped = self
+            .cancel
+            .sleep(wait + std::time::Duration::from_millis(10))
+            .await;
+        Ok(!stopped)
     }
 
     fn process(

@@ -135,10 +135,7 @@ impl Reconnect {
                 retry_in_ms = delay.as_millis() as u64,
                 "database connection failed while trying to {what}; reconnecting"
             );
-            let until = tokio::time::Instant::now() + delay.min(self.bound - waited);
-            while tokio::time::Instant::now() < until && !self.cancel.is_cancelled() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            self.cancel.sleep(delay.min(self.bound - waited)).await;
             delay = (delay * 2).min(MAX_DELAY);
         }
     }

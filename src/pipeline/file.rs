@@ -101,7 +101,7 @@ pub async fn ingest_file_with(
             tracing::info!(file = %task.display, "another worker holds the file: waiting for it to finish or for its lease to expire");
             waiting = true;
         }
-        tokio::time::sleep(BUSY_POLL).await;
+        cancel.sleep(BUSY_POLL).await;
     };
     let lease = Lease { attempts, ..lease };
     process_claimed(ingest, &task, &lease, resume, cancel).await
