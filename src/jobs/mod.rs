@@ -10,6 +10,8 @@ mod prefix;
 mod queue;
 mod reconnect;
 
+use std::time::Duration;
+
 use sqlx::{PgConnection, PgPool};
 
 /// Embedded migrations (`migrations/`): the tables jobs track files in.
@@ -28,9 +30,10 @@ pub use reconnect::{
 /// What a claim returns.
 #[derive(Debug, Clone)]
 pub struct Claimed {
+    /// The claim: its token made by the database, as for every claim.
+    pub lease: Lease,
     /// Records already committed: the first source index to ingest.
     pub checkpoint: u64,
-    pub attempts: i32,
     /// The version of the object whose records the checkpoint counts.
     pub version: Option<String>,
     /// A new version was found: the object starts over whatever its checkpoint.
@@ -57,28 +60,35 @@ pub async fn register(
 /// leased by a live worker).
 pub async fn claim_one(
     conn: &mut PgConnection,
-    lease: &Lease,
+    bucket: &str,
+    key: &str,
+    lease_duration: Duration,
     force: bool,
     size: Option<u64>,
 ) -> sqlx::Result<Option<Claimed>> {
-    let row: Option<(i64, i32, Option<String>, bool)> =
+    let row: Option<(uuid::Uuid, i64, i32, Option<String>, bool)> =
         sqlx::query_as(include_str!("../../sql/jobs/claim_one.sql"))
-            .bind(&lease.bucket)
-            .bind(&lease.key)
-            .bind(lease.token)
-            .bind(lease.duration.as_secs_f64())
+            .bind(bucket)
+            .bind(key)
+            .bind(lease_duration.as_secs_f64())
             .bind(force)
             .bind(size.map(|s| s as i64))
             .fetch_optional(conn)
             .await?;
-    Ok(
-        row.map(|(checkpoint, attempts, version, start_over)| Claimed {
+    Ok(row.map(
+        |(token, checkpoint, attempts, version, start_over)| Claimed {
+            lease: Lease {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                token,
+                duration: lease_duration,
+                attempts,
+            },
             checkpoint: checkpoint.max(0) as u64,
-            attempts,
             version,
             start_over,
-        }),
-    )
+        },
+    ))
 }
 
 /// The status of a file, if known.

@@ -333,18 +333,11 @@ mod tests {
     }
 
     async fn claimed(pool: &PgPool) -> Lease {
-        let lease = Lease {
-            bucket: "b".into(),
-            key: "k".into(),
-            token: uuid::Uuid::new_v4(),
-            duration: Duration::from_secs(60),
-            attempts: 1,
-        };
         jobs::register(pool, "b", "k", None).await.unwrap();
         let mut conn = pool.acquire().await.unwrap();
-        let claim = jobs::claim_one(&mut conn, &lease, false, None).await;
-        assert!(claim.unwrap().is_some(), "the file is claimed");
-        lease
+        let lease = Duration::from_secs(60);
+        let claim = jobs::claim_one(&mut conn, "b", "k", lease, false, None).await;
+        claim.unwrap().expect("the file is claimed").lease
     }
 
     /// A closed chunk of ten records that were all filtered out.

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
 use crate::cancel::Cancel;
 use crate::decode::SourceName;
@@ -61,21 +60,14 @@ pub async fn ingest_file_with(
         source,
         lease: None,
     };
-    let lease = Lease {
-        bucket: task.bucket.clone(),
-        key: task.key.clone(),
-        token: Uuid::new_v4(),
-        duration: ingest.settings.lease,
-        attempts: 1,
-    };
     let mut waiting = false;
-    let (resume, attempts) = loop {
+    let (resume, lease) = loop {
         if cancel.is_cancelled() {
             cancel.left(1);
             let outcome = Outcome::Skipped("stopped by a signal before it started".into());
             return Ok(FileReport::new(&task, outcome, started));
         }
-        if let Some(claimed) = claim(ingest, &task, &lease, force).await.map_err(fatal)? {
+        if let Some(claimed) = claim(ingest, &task, force).await.map_err(fatal)? {
             break claimed;
         }
         let status = jobs::status(&ingest.pool, &task.bucket, &task.key)
@@ -103,7 +95,6 @@ pub async fn ingest_file_with(
         }
         cancel.sleep(BUSY_POLL).await;
     };
-    let lease = Lease { attempts, ..lease };
     process_claimed(ingest, &task, &lease, resume, cancel).await
 }
 
@@ -207,12 +198,13 @@ impl Resume {
 async fn claim(
     ingest: &Ingest,
     task: &FileTask,
-    lease: &Lease,
     force: bool,
-) -> sqlx::Result<Option<(Resume, i32)>> {
+) -> sqlx::Result<Option<(Resume, Lease)>> {
     jobs::register(&ingest.pool, &task.bucket, &task.key, task.size).await?;
     let mut tx = ingest.pool.begin().await?;
-    let Some(claimed) = jobs::claim_one(&mut tx, lease, force, task.size).await? else {
+    let (bucket, key, duration) = (&task.bucket, &task.key, ingest.settings.lease);
+    let claimed = jobs::claim_one(&mut tx, bucket, key, duration, force, task.size).await?;
+    let Some(claimed) = claimed else {
         tx.rollback().await?;
         return Ok(None);
     };
@@ -226,7 +218,7 @@ async fn claim(
         start_over: claimed.start_over,
         replaced: false,
     };
-    Ok(Some((resume, claimed.attempts)))
+    Ok(Some((resume, claimed.lease)))
 }
 
 /// Deletes the rows (PostgreSQL sink) and rejected records an object produced before.
