@@ -1,8 +1,9 @@
-//! The PostgreSQL column types the COPY encoder can write, and which Arrow types each one
-//! accepts.
+//! The PostgreSQL column types the COPY encoder can write. Which Arrow types each one
+//! accepts is the encoder's own table (`writer.rs`).
 
-use arrow::compute::can_cast_types;
 use arrow::datatypes::DataType;
+
+use super::writer::writer;
 
 /// A column type the binary COPY encoder writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,32 +45,9 @@ impl PgType {
     }
 
     /// True when values of Arrow type `from` can be written into this column (values that
-    /// do not fit, such as an overflowing integer or a malformed uuid, become NULL).
+    /// do not fit, such as an overflowing integer or a malformed uuid, become NULL): when
+    /// the encoder's table has a [`Writer`](super::writer::Writer) for the pair.
     pub fn accepts(self, from: &DataType) -> bool {
-        if from == &DataType::Null {
-            return true;
-        }
-        let is_text = matches!(
-            from,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        );
-        match self {
-            Self::Text => can_cast_types(from, &DataType::Utf8),
-            Self::Json | Self::Jsonb => is_text || from.is_numeric() || from == &DataType::Boolean,
-            Self::Int2 => can_cast_types(from, &DataType::Int16),
-            Self::Int4 => can_cast_types(from, &DataType::Int32),
-            Self::Int8 => can_cast_types(from, &DataType::Int64),
-            Self::Float4 => can_cast_types(from, &DataType::Float32),
-            Self::Float8 => can_cast_types(from, &DataType::Float64),
-            Self::Bool => can_cast_types(from, &DataType::Boolean),
-            Self::Timestamptz | Self::Timestamp | Self::Date => {
-                is_text
-                    || matches!(
-                        from,
-                        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
-                    )
-            }
-            Self::Uuid => is_text || from == &DataType::FixedSizeBinary(16),
-        }
+        writer(from, self).is_some()
     }
 }

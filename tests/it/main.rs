@@ -17,5 +17,6 @@ mod s3;
 mod s3_reads;
 mod sources;
 mod transform;
+mod types;
 mod util;
 mod versions;
