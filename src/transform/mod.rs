@@ -10,6 +10,9 @@
 
 mod record_id;
 
+#[cfg(test)]
+mod golden;
+
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
