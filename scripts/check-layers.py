@@ -72,8 +72,20 @@ def reexports(text):
     return out
 
 
+def test_only(files):
+    """Modules declared under `#[cfg(test)]` (test code may reach anywhere)."""
+    out = set()
+    for module, path in files.items():
+        text = open(path).read()
+        for m in re.finditer(r"#\[cfg\(test\)\]\s*(?:pub(?:\([\w:]+\))?\s+)?mod (\w+);", text):
+            out.add(module + (m.group(1),))
+    return out
+
+
 def main():
     files = module_files()
+    for module in test_only(files):
+        files.pop(module, None)
     texts = {m: strip_comments(strip_tests(open(p).read())) for m, p in files.items()}
     exports = {m: reexports(t) for m, t in texts.items()}
 

@@ -1,13 +1,12 @@
-//! Where rows go. PostgreSQL: the target table as the database describes it, the check of
-//! a transform's output against it, and the binary COPY encoding. [`parquet`]: a lake of
-//! Parquet files published with the job's completion.
+//! Where rows go, and every write there. [`postgres`]: the target table as the database
+//! describes it, the check of a transform's output against it and the binary COPY encoder
+//! (both read one table of types, `writer.rs`), a chunk's COPY, the deletion of an object's
+//! earlier rows. [`parquet`]: a lake of Parquet files published with the job's completion.
 
-mod encode;
 pub mod parquet;
-mod pgtype;
 pub mod postgres;
-mod table;
 
-pub use encode::CopyEncoder;
-pub use pgtype::PgType;
-pub use table::{SinkError, SinkPlan, TargetTable, quote_ident};
+pub use postgres::{
+    CopyColumn, CopyEncoder, EncodeError, PgRange, PgType, SinkError, SinkPlan, TargetTable,
+    quote_ident,
+};

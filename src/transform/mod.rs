@@ -14,6 +14,9 @@
 
 mod record_id;
 
+#[cfg(test)]
+mod golden;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::Path;

@@ -17,6 +17,7 @@ mod s3;
 mod s3_reads;
 mod sources;
 mod transform;
+mod types;
 mod util;
 mod versions;
 mod whole_file;

@@ -5,7 +5,7 @@
 use sqlx::PgConnection;
 use sqlx::postgres::PgCopyIn;
 
-use crate::sink::SinkPlan;
+use super::table::SinkPlan;
 
 /// Largest piece of COPY data handed to the connection at once.
 const COPY_PIECE_BYTES: usize = 256 * 1024;

@@ -3,7 +3,7 @@
 
 use sqlx::PgConnection;
 
-use crate::sink::SinkPlan;
+use super::table::SinkPlan;
 
 /// Deletes the rows of `plan`'s table that the object `bucket`/`key` produced.
 pub async fn delete_object_rows(

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use arrow::datatypes::Schema;
 use sqlx::PgPool;
 
-use super::encode::CopyEncoder;
+use super::encode::{CopyColumn, CopyEncoder};
 use super::pgtype::PgType;
 
 /// Errors found while checking the target table: configuration errors.
@@ -64,7 +64,11 @@ pub struct TableColumn {
     pub name: String,
     pub type_name: String,
     pub typname: String,
+    /// NOT NULL without a default: the transform must produce it.
     pub required: bool,
+    /// NOT NULL, with or without a default: a value the encoder would write as NULL there
+    /// fails instead (the COPY names the column, so its default never applies).
+    pub not_null: bool,
 }
 
 /// A table as the database describes it.
@@ -87,7 +91,7 @@ pub struct SinkPlan {
     pub has_source_columns: bool,
 }
 
-const COLUMNS_SQL: &str = include_str!("../../sql/sink/table_columns.sql");
+const COLUMNS_SQL: &str = include_str!("../../../sql/sink/table_columns.sql");
 
 impl TargetTable {
     /// Reads the columns of `name` (`table` or `schema.table`, case-sensitive).
@@ -96,7 +100,7 @@ impl TargetTable {
             Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
             None => quote_ident(name),
         };
-        let rows: Vec<(String, String, String, bool)> = sqlx::query_as(COLUMNS_SQL)
+        let rows: Vec<(String, String, String, bool, bool)> = sqlx::query_as(COLUMNS_SQL)
             .bind(&quoted)
             .fetch_all(pool)
             .await
@@ -109,12 +113,15 @@ impl TargetTable {
         }
         let columns = rows
             .into_iter()
-            .map(|(name, type_name, typname, required)| TableColumn {
-                name,
-                type_name,
-                typname,
-                required,
-            })
+            .map(
+                |(name, type_name, typname, required, not_null)| TableColumn {
+                    name,
+                    type_name,
+                    typname,
+                    required,
+                    not_null,
+                },
+            )
             .collect();
         Ok(Self {
             name: name.to_string(),
@@ -155,7 +162,12 @@ impl TargetTable {
                 copy_columns.push_str(", ");
             }
             copy_columns.push_str(&quote_ident(name));
-            encoded.push((index, pg));
+            encoded.push(CopyColumn {
+                index,
+                pg,
+                name: name.clone(),
+                not_null: column.not_null,
+            });
         }
         if let Some(missing) = self
             .columns
@@ -176,7 +188,7 @@ impl TargetTable {
         Ok(SinkPlan {
             table: self.clone(),
             copy_sql,
-            encoder: CopyEncoder::new(encoded),
+            encoder: CopyEncoder::from_columns(encoded),
             has_source_columns: self.column("source_bucket").is_some()
                 && self.column("source_key").is_some(),
         })
