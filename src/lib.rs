@@ -2,22 +2,23 @@
 //! exactly once, with DataFusion SQL transforms on the way.
 //!
 //! The journey of one file: [`source`] (bytes, decompression) -> [`decode`] (framing and
-//! Arrow) -> [`transform`] (DataFusion SQL) -> [`sink`] (binary COPY) with [`jobs`]
-//! tracking, tied together by [`pipeline`].
+//! Arrow, the `ingestor-decode` crate) -> [`transform`] (DataFusion SQL) -> [`sink`] (binary
+//! COPY) with [`jobs`] tracking, tied together by [`pipeline`].
+
+pub use ingestor_decode as decode;
+pub use ingestor_decode::buffers;
+pub use ingestor_sample as sample;
 
 pub mod app;
-pub mod buffers;
 pub mod cancel;
 pub mod cli;
 pub mod config;
-pub mod decode;
 pub mod jobs;
 pub mod limit;
 pub mod metrics;
 pub mod pipeline;
 pub mod progress;
 pub mod runner;
-pub mod sample;
 pub mod sink;
 pub mod source;
 pub mod text;

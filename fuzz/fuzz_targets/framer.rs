@@ -1,4 +1,4 @@
-//! Fuzzes `decode::framer`: pushing the stream in pieces must give exactly
+//! Fuzzes `ingestor_decode::framer`: pushing the stream in pieces must give exactly
 //! what pushing it whole gives, and every frame must be a verbatim, ordered,
 //! consecutively indexed slice of the stream. Framing with the validator finding
 //! the ends of objects (`Framer::with_check`) must give the same records too.
@@ -7,8 +7,8 @@
 //! top bit is set, a small record size limit; the rest is the stream.
 #![no_main]
 
-use ingestor::decode::framer::{CheckFn, FrameError, FrameKind, Framer, Frames};
-use ingestor::decode::validate::{ReadsAll, validate_leading_object};
+use ingestor_decode::framer::{CheckFn, FrameError, FrameKind, Framer, Frames};
+use ingestor_decode::validate::{ReadsAll, validate_leading_object};
 use libfuzzer_sys::fuzz_target;
 
 /// (bytes, index, offset, kind) of one record.

@@ -7,7 +7,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::assert_batches_eq;
 
 use super::{Transform, TransformSql};
-use crate::decode::raw::tests::framed;
+use crate::decode::test_util::framed;
 
 /// The built-in transform's output for `json` (a JSON array of records, read from
 /// `b`/`k`), only `columns`.

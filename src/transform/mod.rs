@@ -352,7 +352,7 @@ pub fn pretty(batches: &[RecordBatch]) -> Result<String, arrow::error::ArrowErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::raw::tests::framed;
+    use crate::decode::test_util::framed;
 
     /// Metrics entries held by `plan` and its children.
     fn metrics_held(plan: &Arc<dyn ExecutionPlan>) -> usize {

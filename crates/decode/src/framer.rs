@@ -1148,7 +1148,7 @@ mod consume_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::validate::{ReadsAll, validate_leading_object};
+    use crate::validate::{ReadsAll, validate_leading_object};
 
     const O: FrameKind = FrameKind::Object;
     const N: FrameKind = FrameKind::NotObject;

@@ -620,9 +620,10 @@ fn not_an_object(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::decode::framer::Framer;
+    use crate::framer::Framer;
+    use crate::test_util::framed;
 
     #[test]
     fn the_decode_order_names_every_leaf_and_req_once() {
@@ -674,19 +675,6 @@ pub(crate) mod tests {
         assert_eq!(text(req.column_by_name("query").unwrap()), r#"{"a":1}"#);
         assert_eq!(text(req.column_by_name("headers").unwrap()), r#"{"h":"v"}"#);
         assert!(req.column_by_name("id").unwrap().is_null(0));
-    }
-
-    /// All records of `input`, framed, and a batcher for them.
-    pub(crate) fn framed(input: &str) -> (Frames, RawBatcher) {
-        let mut framer = Framer::new();
-        let mut frames = Frames::new();
-        framer.push(input.as_bytes(), &mut frames).unwrap();
-        framer.finish(&mut frames).unwrap();
-        let source = SourceName {
-            bucket: "b".into(),
-            key: "k".into(),
-        };
-        (frames, RawBatcher::new(source, 1024).unwrap())
     }
 
     fn convert(input: &str) -> (Option<RecordBatch>, Vec<Reject>) {

@@ -759,7 +759,8 @@ fn parse_object<K: KeysRead>(
     Ok((i, spans))
 }
 
-#[doc(hidden)]
+/// The differential oracle (serde_json's verdict), for the tests and the fuzzer only.
+#[cfg(any(test, feature = "oracle"))]
 pub mod oracle;
 
 #[cfg(test)]
