@@ -651,7 +651,10 @@ async fn preview(args: PreviewArgs) -> anyhow::Result<i32> {
         );
     }
     if let Some(fault) = &shown.fault {
-        out!("the file cannot be read to its end: {}", printable(fault));
+        out!(
+            "the file cannot be read to its end: {}",
+            printable(&fault.to_string())
+        );
         if shown.kind.is_whole_file() {
             out!("nothing would be written: the transform runs once per file, over all of it");
         }

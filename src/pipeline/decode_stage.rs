@@ -14,6 +14,7 @@ use tokio::sync::mpsc::{Receiver, Sender};
 use crate::decode::{Framer, Frames, RawBatcher, Reject, SourceName};
 use crate::source::ByteCounter;
 
+use super::error::InputError;
 use super::settings::Settings;
 
 /// Framer input is fed in slices of this size, so that one push never frames more than a
@@ -37,7 +38,7 @@ pub enum Decoded {
     Piece(DecodedPiece),
     /// The input cannot be read further; every record before the fault was sent, in a
     /// closed chunk.
-    Fault(Fault),
+    Fault(InputError),
     /// The input ended normally and every record was sent, in closed chunks. A stage that
     /// stops without sending this (a panic, a dropped channel) never looks like the end of
     /// the file.
@@ -65,38 +66,6 @@ struct Stage {
     out: Sender<Decoded>,
 }
 
-/// Why the input cannot be read further.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fault {
-    pub cause: String,
-    /// The bytes of this version are bad (corrupt or truncated data, an array that never
-    /// closes, an object that no longer exists): reading them again cannot help. Otherwise
-    /// (a network or storage fault) a later attempt may read further.
-    pub permanent: bool,
-}
-
-impl Fault {
-    fn permanent(cause: String) -> Self {
-        Self {
-            cause,
-            permanent: true,
-        }
-    }
-}
-
-/// Whether a read error is the data's (permanent) rather than the way to it's.
-pub fn is_permanent_read(error: &std::io::Error) -> bool {
-    use std::io::ErrorKind;
-    match error.kind() {
-        // The decompressor's verdicts on the bytes, and a missing local file.
-        ErrorKind::InvalidData | ErrorKind::UnexpectedEof | ErrorKind::NotFound => true,
-        _ => error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<object_store::Error>())
-            .is_some_and(|e| matches!(e, object_store::Error::NotFound { .. })),
-    }
-}
-
 /// A record to give a chunk of its own: chunks end before it and after it. After the
 /// database refused a row of a chunk, the chunk is read again with the rows before it in
 /// one chunk and the suspect record alone in the next, so that it can be told apart.
@@ -110,8 +79,19 @@ pub struct Start {
     pub isolate: Option<Isolate>,
 }
 
-/// The receiver went away: stop.
-struct Stopped;
+/// Why the stage stops before the end of its input.
+enum Halt {
+    /// The receiver went away.
+    Stopped,
+    /// The input cannot be read further.
+    Fault(InputError),
+}
+
+impl From<InputError> for Halt {
+    fn from(error: InputError) -> Self {
+        Halt::Fault(error)
+    }
+}
 
 impl Stage {
     fn chunk_full(&self) -> bool {
@@ -119,11 +99,11 @@ impl Stage {
             || self.chunk_bytes >= self.settings.chunk_bytes
     }
 
-    fn send(&mut self, piece: DecodedPiece) -> Result<(), Stopped> {
+    fn send(&mut self, piece: DecodedPiece) -> Result<(), Halt> {
         self.chunk_open = !piece.end_of_chunk;
         self.out
             .blocking_send(Decoded::Piece(piece))
-            .map_err(|_| Stopped)
+            .map_err(|_| Halt::Stopped)
     }
 
     /// How many of the first `n` framed records (at least one) fit in a batch of
@@ -139,17 +119,17 @@ impl Stage {
 
     /// Converts the first `n` framed records (or all there are) into a piece of the current
     /// chunk and sends it; closes the chunk when it is full.
-    fn convert(&mut self, n: usize) -> Result<Result<(), Stopped>, String> {
+    fn convert(&mut self, n: usize) -> Result<(), Halt> {
         let mut end = self.batch_end(n);
         if end == 0 {
-            return Ok(Ok(()));
+            return Ok(());
         }
         if let Some(cut) = self.cut {
             let before = self.frames.frames[..end].partition_point(|f| f.index < cut);
             if before == 0 {
                 // The next record lies past the boundary: the chunk ends here.
                 self.pass_cut();
-                return Ok(self.end_chunk());
+                return self.end_chunk();
             }
             end = before;
         }
@@ -157,11 +137,12 @@ impl Stage {
         let (first, last) = (&self.frames.frames[0], &self.frames.frames[end - 1]);
         let bytes = last.end - first.start;
         let next_checkpoint = (last.index + 1).max(self.resume);
+        let (first, last) = (first.index, last.index);
         // Converted records leave the buffer: it holds at most a batch and a push.
         let batch = self
             .batcher
             .convert_front(&mut self.frames, end, self.resume, &mut rejects)
-            .map_err(|e| format!("cannot decode records into Arrow: {e}"))?;
+            .map_err(|cause| InputError::Arrow { first, last, cause })?;
         // Only records that were converted move the checkpoint.
         self.next_checkpoint = next_checkpoint;
         self.chunk_bytes += bytes;
@@ -186,22 +167,20 @@ impl Stage {
             self.chunk_records = 0;
             self.chunk_bytes = 0;
         }
-        Ok(sent)
+        sent
     }
 
     /// Converts everything framed so far.
-    fn convert_all(&mut self) -> Result<Result<(), Stopped>, String> {
+    fn convert_all(&mut self) -> Result<(), Halt> {
         while !self.frames.is_empty() {
             let room = self
                 .settings
                 .chunk_records
                 .saturating_sub(self.chunk_records)
                 .max(1);
-            if let Err(stopped) = self.convert(room.min(self.settings.batch_records))? {
-                return Ok(Err(stopped));
-            }
+            self.convert(room.min(self.settings.batch_records))?;
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// The current boundary is reached: the next one applies.
@@ -210,14 +189,14 @@ impl Stage {
     }
 
     /// Closes the open chunk (if any) and starts a new one.
-    fn end_chunk(&mut self) -> Result<(), Stopped> {
+    fn end_chunk(&mut self) -> Result<(), Halt> {
         self.chunk_records = 0;
         self.chunk_bytes = 0;
         self.close_chunk()
     }
 
     /// Closes the open chunk, if any.
-    fn close_chunk(&mut self) -> Result<(), Stopped> {
+    fn close_chunk(&mut self) -> Result<(), Halt> {
         if !self.chunk_open {
             return Ok(());
         }
@@ -228,11 +207,11 @@ impl Stage {
         })
     }
 
-    fn push(&mut self, bytes: &[u8]) -> Result<Result<(), Stopped>, String> {
+    fn push(&mut self, bytes: &[u8]) -> Result<(), Halt> {
         for piece in bytes.chunks(PUSH_BYTES) {
             self.framer
                 .push(piece, &mut self.frames)
-                .map_err(|e| e.to_string())?;
+                .map_err(InputError::from)?;
             loop {
                 let room = self
                     .settings
@@ -242,23 +221,32 @@ impl Stage {
                 if self.frames.len() < want && self.frames.bytes.len() < self.settings.batch_bytes {
                     break;
                 }
-                if let Err(stopped) = self.convert(want)? {
-                    return Ok(Err(stopped));
-                }
+                self.convert(want)?;
             }
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Sends what was read before a fault in a closed chunk, then the fault.
-    fn fault(mut self, mut fault: Fault) {
-        match self.convert_all() {
-            Ok(Ok(())) => {}
-            Ok(Err(Stopped)) => return,
-            Err(e) => fault.cause = format!("{}; {e}", fault.cause),
-        }
+    fn fault(mut self, fault: InputError) {
+        let fault = match self.convert_all() {
+            Ok(()) => fault,
+            Err(Halt::Stopped) => return,
+            Err(Halt::Fault(then)) => InputError::Then {
+                first: Box::new(fault),
+                then: Box::new(then),
+            },
+        };
         if self.close_chunk().is_ok() {
             let _ = self.out.blocking_send(Decoded::Fault(fault));
+        }
+    }
+
+    /// Ends the stage after `halt`: a fault is sent on after the records before it.
+    fn halt(self, halt: Halt) {
+        match halt {
+            Halt::Stopped => {}
+            Halt::Fault(fault) => self.fault(fault),
         }
     }
 }
@@ -276,7 +264,7 @@ pub fn run(
     let batcher = match RawBatcher::new(source, settings.batch_records) {
         Ok(batcher) => batcher,
         Err(e) => {
-            let _ = out.blocking_send(Decoded::Fault(Fault::permanent(format!("internal: {e}"))));
+            let _ = out.blocking_send(Decoded::Fault(InputError::Decoder(e)));
             return;
         }
     };
@@ -297,33 +285,27 @@ pub fn run(
     while let Some(message) = input.blocking_recv() {
         let bytes = match message {
             Ok(bytes) => bytes,
-            Err(e) => {
-                let cause = format!(
-                    "cannot read past byte {} of the decompressed stream ({} bytes of the object read): {e}",
-                    stage.framer.bytes_consumed(),
-                    compressed.get()
-                );
-                let permanent = is_permanent_read(&e);
-                return stage.fault(Fault { cause, permanent });
+            Err(cause) => {
+                let fault = InputError::Read {
+                    decompressed: stage.framer.bytes_consumed(),
+                    compressed: compressed.get(),
+                    cause,
+                };
+                return stage.fault(fault);
             }
         };
-        match stage.push(&bytes) {
-            Ok(Ok(())) => {}
-            Ok(Err(Stopped)) => return,
-            Err(cause) => return stage.fault(Fault::permanent(cause)),
+        if let Err(halt) = stage.push(&bytes) {
+            return stage.halt(halt);
         }
     }
     if let Err(e) = stage.framer.finish(&mut stage.frames) {
-        return stage.fault(Fault::permanent(e.to_string()));
+        return stage.fault(e.into());
     }
-    match stage.convert_all() {
-        Ok(Ok(())) => {
-            if stage.close_chunk().is_ok() {
-                let _ = stage.out.blocking_send(Decoded::End);
-            }
-        }
-        Ok(Err(Stopped)) => {}
-        Err(cause) => stage.fault(Fault::permanent(cause)),
+    if let Err(halt) = stage.convert_all() {
+        return stage.halt(halt);
+    }
+    if stage.close_chunk().is_ok() {
+        let _ = stage.out.blocking_send(Decoded::End);
     }
 }
 

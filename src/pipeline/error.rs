@@ -1,5 +1,8 @@
 //! Why a file did not complete, and which errors end the whole pass.
 
+use arrow::error::ArrowError;
+
+use crate::decode::FrameError;
 use crate::jobs::Lease;
 use crate::sink::parquet::{LakeError, PublishError};
 use crate::transform::TransformError;
@@ -15,21 +18,90 @@ pub struct RefusedRow {
     pub message: String,
 }
 
+/// Why a file's input cannot be read to its end, and where it stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The bytes could not be read or decompressed past this point of the stream: bad
+    /// bytes (corrupt or truncated gzip, a missing object) or a network or storage fault.
+    #[error(
+        "cannot read past byte {decompressed} of the decompressed stream ({compressed} bytes of the object read): {cause}"
+    )]
+    Read {
+        /// Decompressed bytes framed before the fault.
+        decompressed: u64,
+        /// Bytes of the object (as stored) read before the fault.
+        compressed: u64,
+        cause: std::io::Error,
+    },
+    /// The bytes are not a JSON array or NDJSON to their end (the framer names the byte
+    /// offset and the last record).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// Records could not be decoded into Arrow.
+    #[error("cannot decode records {first} to {last} into Arrow: {cause}")]
+    Arrow {
+        /// Source indices of the batch's first and last records.
+        first: u64,
+        last: u64,
+        cause: ArrowError,
+    },
+    /// The decoder could not be built.
+    #[error("internal: cannot build the decoder: {0}")]
+    Decoder(ArrowError),
+    /// A second fault while sending the records read before the first.
+    #[error("{first}; {then}")]
+    Then {
+        first: Box<InputError>,
+        then: Box<InputError>,
+    },
+}
+
+impl InputError {
+    /// True when the bytes of this version are bad, so that reading them again cannot help
+    /// (corrupt or truncated data, an array that never closes, an object that no longer
+    /// exists); false for a network or storage fault, after which a later attempt may read
+    /// further.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Read { cause, .. } => is_permanent_read(cause),
+            Self::Then { first, .. } => first.is_permanent(),
+            Self::Frame(_) | Self::Arrow { .. } | Self::Decoder(_) => true,
+        }
+    }
+}
+
+/// Whether a read error is the data's (permanent) rather than the way to it's.
+pub fn is_permanent_read(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    match error.kind() {
+        // The decompressor's verdicts on the bytes, and a missing local file.
+        ErrorKind::InvalidData | ErrorKind::UnexpectedEof | ErrorKind::NotFound => true,
+        _ => error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<object_store::Error>())
+            .is_some_and(|e| matches!(e, object_store::Error::NotFound { .. })),
+    }
+}
+
 /// Why a file did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    /// The input cannot be read to its end (the message names the byte offset): the bytes
-    /// of this version are bad.
-    #[error("{0}")]
-    Input(String),
-    /// The input could not be read further because of a network or storage fault: a later
-    /// attempt may read it.
-    #[error("{0}")]
-    Read(String),
+    /// The input cannot be read to its end: bad bytes of this version (permanent) or a
+    /// network or storage fault (a later attempt may read it).
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The object changed since part of it was committed (or the Parquet sink needs it
+    /// whole), and its earlier rows cannot be found to delete them.
+    #[error(
+        "cannot start the object over (it changed since part of it was committed, or \
+         the Parquet sink needs it whole): the table has no source_bucket/source_key \
+         columns to find the rows committed before"
+    )]
+    CannotStartOver,
     #[error(transparent)]
     Transform(#[from] TransformError),
     #[error("cannot encode rows for COPY: {0}")]
-    Encode(#[from] arrow::error::ArrowError),
+    Encode(#[from] ArrowError),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -54,12 +126,12 @@ impl FileError {
     /// that is one transaction. Network, storage and database faults are transient.
     pub fn is_permanent(&self) -> bool {
         match self {
-            FileError::Input(_)
+            FileError::Input(e) => e.is_permanent(),
+            FileError::CannotStartOver
             | FileError::Transform(_)
             | FileError::Encode(_)
             | FileError::RowRefused(_) => true,
-            FileError::Read(_)
-            | FileError::Database(_)
+            FileError::Database(_)
             | FileError::Lake(_)
             | FileError::LeaseLost
             | FileError::Cancelled

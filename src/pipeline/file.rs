@@ -242,12 +242,7 @@ async fn restart(ingest: &Ingest, lease: &Lease) -> Result<(), FileError> {
         .as_ref()
         .is_some_and(|p| !p.has_source_columns)
     {
-        return Err(FileError::Input(
-            "cannot start the object over (it changed since part of it was committed, or \
-             the Parquet sink needs it whole): the table has no source_bucket/source_key \
-             columns to find the rows committed before"
-                .into(),
-        ));
+        return Err(FileError::CannotStartOver);
     }
     let mut tx = ingest.pool.begin().await?;
     forget_rows(&mut tx, ingest, &lease.bucket, &lease.key).await?;

@@ -13,6 +13,7 @@ use super::decode_stage::{self, Decoded};
 use super::error::FileError;
 use super::read_stage::read_source;
 use super::settings::Settings;
+use super::transform_stage::decode_stopped;
 
 /// What `preview` shows.
 pub struct Preview {
@@ -22,7 +23,7 @@ pub struct Preview {
     /// How the transform runs over a file.
     pub kind: PlanKind,
     /// Set when the file could not be read to its end (rows before the fault are shown).
-    pub fault: Option<String>,
+    pub fault: Option<FileError>,
 }
 
 /// Runs `sql` over the first records of `source` until `limit` rows come out.
@@ -69,7 +70,7 @@ pub async fn preview(
     let mut rows = 0;
     while rows < limit {
         let Some(decoded) = decoded_rx.recv().await else {
-            preview.fault = Some("the decode stage stopped before the end of the file".into());
+            preview.fault = Some(decode_stopped());
             break;
         };
         match decoded {
@@ -84,7 +85,7 @@ pub async fn preview(
                 }
             }
             Decoded::Fault(fault) => {
-                preview.fault = Some(fault.cause);
+                preview.fault = Some(fault.into());
                 break;
             }
         }
@@ -119,11 +120,8 @@ async fn whole_file(
                     }
                 }
                 Some(Decoded::End) => return (rejects, None),
-                Some(Decoded::Fault(fault)) => return (rejects, Some(fault.cause)),
-                None => {
-                    let stopped = "the decode stage stopped before the end of the file";
-                    return (rejects, Some(stopped.to_string()));
-                }
+                Some(Decoded::Fault(fault)) => return (rejects, Some(fault.into())),
+                None => return (rejects, Some(decode_stopped())),
             }
         }
     });

@@ -13,7 +13,7 @@ use crate::sink::parquet::LakeError;
 use crate::transform::{FileInput, Transform};
 
 use super::commit::{Encoded, EncodedPiece, Lone};
-use super::decode_stage::{self, Decoded, DecodedPiece};
+use super::decode_stage::{Decoded, DecodedPiece};
 use super::error::FileError;
 
 /// Runs each decoded piece through the transform, hands its rows to the Parquet writer and
@@ -36,7 +36,7 @@ pub(super) async fn transform_stage(
                     .await
                     .map(Encoded::Piece)
             }
-            Some(Decoded::Fault(fault)) => Err(fault_error(fault)),
+            Some(Decoded::Fault(fault)) => Err(fault.into()),
             Some(Decoded::End) => Ok(Encoded::End),
             None => Err(decode_stopped()),
         };
@@ -47,15 +47,7 @@ pub(super) async fn transform_stage(
     }
 }
 
-fn fault_error(fault: decode_stage::Fault) -> FileError {
-    if fault.permanent {
-        FileError::Input(fault.cause)
-    } else {
-        FileError::Read(fault.cause)
-    }
-}
-
-fn decode_stopped() -> FileError {
+pub(super) fn decode_stopped() -> FileError {
     FileError::Stage("the decode stage stopped before the end of the file".into())
 }
 
@@ -139,7 +131,7 @@ async fn feed_file(
                 return;
             }
             Some(Decoded::Fault(fault)) => {
-                let _ = out.send(Err(fault_error(fault))).await;
+                let _ = out.send(Err(fault.into())).await;
                 return;
             }
             None => {
