@@ -1,7 +1,5 @@
 //! Exactly once: a process killed with SIGKILL mid-file, re-runs, `--force`.
 
-use std::time::Duration;
-
 use sqlx::PgPool;
 
 use crate::util;
@@ -35,8 +33,8 @@ async fn sigkill_mid_file_then_rerun_leaves_every_record_once(pool: PgPool) {
         .unwrap();
     assert_eq!(status, "PROCESSING");
 
-    // The dead worker's lease expires after a second; the next run takes over.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // The dead worker's lease expires; the next run takes over.
+    util::expire_leases(&pool).await;
     let run = util::run(&pool, &args).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.count("files_completed"), 1);

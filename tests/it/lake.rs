@@ -250,7 +250,7 @@ async fn a_killed_run_leaves_no_partial_file_and_the_rerun_completes(pool: PgPoo
         "the spool file of the killed run"
     );
 
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    util::expire_leases(&pool).await;
     let path = input.as_str();
     let run = util::run(&pool, &["ingest-file", "--json", "--sink", &sink, path]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -284,7 +284,7 @@ async fn a_file_left_at_a_checkpoint_starts_over_when_a_lake_is_added(pool: PgPo
     let at_kill = util::count(&pool, util::COMMITTED).await;
     assert!(at_kill < 20_000, "killed mid-file");
 
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    util::expire_leases(&pool).await;
     let sink = format!("postgres,parquet={}", lake.display());
     let run = util::run(&pool, &["ingest-file", "--json", "--sink", &sink, &input]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -405,7 +405,7 @@ async fn a_file_that_kills_its_worker_ends_failed_after_max_attempts(pool: PgPoo
         util::wait_until(&pool, attempts, attempt).await;
         util::wait_until(&pool, util::COMMITTED, attempt * 1_000).await;
         worker.kill().await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+        util::expire_leases(&pool).await;
     }
     let run = util::run(&pool, &args).await;
     assert_eq!(run.code, 3, "{}", run.stderr);

@@ -229,7 +229,7 @@ async fn a_killed_worker_is_taken_over_at_its_checkpoint(pool: PgPool) {
     // Before the lease expires, another worker leaves the file alone.
     let early = run(&pool, &s3.endpoint(), "kill", &args).await;
     assert_eq!(early.count("records_ingested"), 0, "{}", early.stderr);
-    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    util::expire_leases(&pool).await;
     let late = run(&pool, &s3.endpoint(), "kill", &args).await;
     assert_eq!(late.code, 0, "{}", late.stderr);
     assert_eq!(

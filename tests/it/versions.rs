@@ -68,7 +68,7 @@ async fn a_file_replaced_after_a_crash_starts_over_instead_of_splicing(pool: PgP
     assert!((3_000..30_000).contains(&committed), "{committed}");
 
     replace(&path, &version("v2", 20_000));
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    util::expire_leases(&pool).await;
     // The same command without the rate limit.
     let rerun: Vec<&str> = args[..args.len() - 3]
         .iter()

@@ -173,7 +173,7 @@ async fn sigkill_mid_file_leaves_a_whole_file_plans_output_exactly_once(pool: Pg
         .unwrap();
     assert_eq!(status, "PROCESSING", "killed mid-file");
 
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    util::expire_leases(&pool).await;
     let run = util::run(&pool, &all).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.count("records_read"), 60_000);
