@@ -2,6 +2,7 @@
 //! object stores, the checked sink). Nothing else reads environment variables but the S3
 //! store builder ([`crate::source::store`]), which it calls.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,17 @@ async fn connect_with(
         let ms = timeout.as_millis().to_string();
         options = options.options([("idle_in_transaction_session_timeout", ms.as_str())]);
     }
+    if let Some(local) = local_socket(&options, &SocketChoice::from_env()?) {
+        match <sqlx::PgConnection as sqlx::Connection>::connect_with(&local).await {
+            Ok(probe) => {
+                let _ = sqlx::Connection::close(probe).await;
+                tracing::debug!(socket = %local.get_socket().map(|p| p.display().to_string()).unwrap_or_default(), "database on this host: connected through its Unix socket");
+                options = local;
+            }
+            // Another authentication method on the socket (peer, say): TCP as asked.
+            Err(e) => tracing::debug!(error = %e, "the database's Unix socket refused; using TCP"),
+        }
+    }
     // One direct connection first: an unreachable or misconfigured database fails at once
     // with the server's own message, instead of after the pool's acquire timeout.
     let probe = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
@@ -84,6 +96,56 @@ async fn connect_with(
         .await
         .context("cannot apply the database migrations")?;
     Ok(pool)
+}
+
+/// Whether a database on this host is reached through its Unix socket
+/// (`INGESTOR_DATABASE_SOCKET`: `auto`, the default, or `off`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketChoice {
+    /// When the URL names a loopback host and asks for no TLS, and a PostgreSQL socket
+    /// for its port exists in one of these folders.
+    Auto(Vec<PathBuf>),
+    Off,
+}
+
+/// Where PostgreSQL puts its socket on Debian, Red Hat and from source.
+const SOCKET_DIRS: [&str; 3] = ["/var/run/postgresql", "/run/postgresql", "/tmp"];
+
+impl SocketChoice {
+    pub fn from_env() -> anyhow::Result<Self> {
+        match std::env::var("INGESTOR_DATABASE_SOCKET").as_deref() {
+            Err(_) | Ok("" | "auto") => {
+                Ok(Self::Auto(SOCKET_DIRS.iter().map(PathBuf::from).collect()))
+            }
+            Ok("off") => Ok(Self::Off),
+            Ok(other) => bail!("INGESTOR_DATABASE_SOCKET must be auto or off, not {other:?}"),
+        }
+    }
+}
+
+/// The same database through its Unix socket, when `options` reach it over loopback TCP
+/// and `choice` allows it: no TCP means no Nagle stalls (sqlx 0.9.0 does not set
+/// `TCP_NODELAY`; a COPY's last small write waited ~40 ms for the server's delayed ACK)
+/// and no TCP stack on either side. None when the URL names a socket or another host,
+/// asks for TLS, or no socket file exists.
+pub fn local_socket(options: &PgConnectOptions, choice: &SocketChoice) -> Option<PgConnectOptions> {
+    let SocketChoice::Auto(dirs) = choice else {
+        return None;
+    };
+    let loopback = matches!(
+        options.get_host(),
+        "127.0.0.1" | "localhost" | "::1" | "[::1]"
+    );
+    let plain = matches!(
+        options.get_ssl_mode(),
+        sqlx::postgres::PgSslMode::Disable | sqlx::postgres::PgSslMode::Prefer
+    );
+    if options.get_socket().is_some() || !loopback || !plain {
+        return None;
+    }
+    let file = format!(".s.PGSQL.{}", options.get_port());
+    let dir = dirs.iter().find(|dir| dir.join(&file).exists())?;
+    Some(options.clone().socket(dir))
 }
 
 /// The URL with any password replaced, for messages: in the user information

@@ -15,6 +15,7 @@ mod outage;
 mod run;
 mod s3;
 mod s3_reads;
+mod small_files;
 mod sources;
 mod transform;
 mod types;
