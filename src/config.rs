@@ -16,7 +16,7 @@ use crate::limit::Limits;
 use crate::pipeline::{Ingest, Settings};
 use crate::sink::TargetTable;
 use crate::sink::parquet::{self as lake, Lake, LakeOptions};
-use crate::transform::{Transform, TransformSql};
+use crate::transform::{PlanCache, Transform, TransformSql};
 
 pub use crate::jobs::MIGRATOR;
 pub use crate::source::store::{s3_listing, s3_store};
@@ -249,6 +249,8 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
     let limits = Limits::new(args.max_records_per_sec, args.max_bytes_per_sec);
     let kind = planned.kind().clone();
     tracing::info!(transform = %transform.origin, plan = %kind, "transform planned");
+    let plans = Arc::new(PlanCache::new(transform.clone(), settings.batch_records));
+    plans.give_back(planned);
     Ok(Ingest {
         pool,
         transform,
@@ -257,6 +259,7 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         settings,
         limits: Arc::new(limits),
         kind,
+        plans,
     })
 }
 

@@ -329,6 +329,10 @@ mod tests {
             settings: Settings::default(),
             limits: Arc::new(Limits::default()),
             kind: crate::transform::PlanKind::RowWise,
+            plans: Arc::new(crate::transform::PlanCache::new(
+                TransformSql::builtin(),
+                Settings::default().batch_records,
+            )),
         }
     }
 

@@ -11,7 +11,6 @@ use crate::jobs::{self, ChunkCounts, Disposition, Lease, LeaseKeeper, is_connect
 use crate::metrics::{self, METRICS};
 use crate::sink::postgres::delete_object_rows;
 use crate::source::{ByteCounter, ObjectVersion};
-use crate::transform::Transform;
 
 use super::commit;
 use super::decode_stage::{self, Isolate, Start};
@@ -355,7 +354,7 @@ async fn stream_once(
         }
         None => (None, None),
     };
-    let transform = Transform::plan(&ingest.transform, settings.batch_records).await?;
+    let transform = ingest.plans.take().await?;
     let compressed = ByteCounter::default();
     let (bytes_tx, bytes_rx) = mpsc::channel(4);
     let (decoded_tx, decoded_rx) = mpsc::channel(1);
@@ -409,8 +408,17 @@ async fn stream_once(
     // Dropping the receiver stops the stages early on error.
     drop(encoded_rx);
     // A stage that panicked explains why the stream stopped early.
+    let transformed = match transformer.await {
+        Ok(transform) => {
+            if let Some(transform) = transform {
+                ingest.plans.give_back(transform);
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
     let panicked = [
-        joined("transform", transformer.await),
+        joined("transform", transformed),
         joined("decode", decoder.await),
         joined("read", reader.await),
     ]

@@ -9,7 +9,7 @@ use crate::limit::Limits;
 use crate::sink::SinkPlan;
 use crate::sink::parquet::Lake;
 use crate::source::SourceRef;
-use crate::transform::{PlanKind, TransformSql};
+use crate::transform::{PlanCache, PlanKind, TransformSql};
 
 use super::settings::Settings;
 
@@ -25,6 +25,8 @@ pub struct Ingest {
     pub limits: Arc<Limits>,
     /// How the transform runs over a file (row-wise, or once per file).
     pub kind: PlanKind,
+    /// The transform, planned once and reused file after file.
+    pub plans: Arc<PlanCache>,
 }
 
 impl Ingest {

@@ -18,14 +18,15 @@ use super::error::FileError;
 
 /// Runs each decoded piece through the transform, hands its rows to the Parquet writer and
 /// encodes them for COPY. A whole-file plan runs once over the file instead
-/// ([`whole_file_stage`]).
+/// ([`whole_file_stage`]). Gives the transform back when the file ended normally, for the
+/// next file.
 pub(super) async fn transform_stage(
     mut transform: Transform,
     sink: Option<SinkPlan>,
     lake: Option<mpsc::Sender<RecordBatch>>,
     mut input: mpsc::Receiver<Decoded>,
     out: mpsc::Sender<Result<Encoded, FileError>>,
-) {
+) -> Option<Transform> {
     if transform.kind().is_whole_file() {
         return whole_file_stage(transform, sink, lake, input, out).await;
     }
@@ -40,9 +41,16 @@ pub(super) async fn transform_stage(
             Some(Decoded::End) => Ok(Encoded::End),
             None => Err(decode_stopped()),
         };
-        let stop = !matches!(result, Ok(Encoded::Piece(_)));
-        if out.send(result).await.is_err() || stop {
-            return;
+        let (stop, ended) = match &result {
+            Ok(Encoded::Piece(_)) => (false, false),
+            Ok(Encoded::End) => (true, true),
+            Err(_) => (true, false),
+        };
+        if out.send(result).await.is_err() {
+            return None;
+        }
+        if stop {
+            return ended.then_some(transform);
         }
     }
 }
@@ -62,12 +70,12 @@ async fn whole_file_stage(
     lake: Option<mpsc::Sender<RecordBatch>>,
     input: mpsc::Receiver<Decoded>,
     out: mpsc::Sender<Result<Encoded, FileError>>,
-) {
+) -> Option<Transform> {
     let (feed, mut output) = match transform.start_file() {
         Ok(started) => started,
         Err(e) => {
             let _ = out.send(Err(e.into())).await;
-            return;
+            return None;
         }
     };
     let (end_tx, end_rx) = oneshot::channel();
@@ -97,18 +105,20 @@ async fn whole_file_stage(
     if let Err(error) = drained {
         feeder.abort();
         let _ = out.send(Err(error)).await;
-        return;
+        return None;
     }
     // No end: the feeder reported why the input stopped.
-    let Ok(end) = end_rx.await else { return };
+    let Ok(end) = end_rx.await else { return None };
     let last = EncodedPiece {
         next_checkpoint: end,
         end_of_chunk: true,
         ..EncodedPiece::default()
     };
-    if out.send(Ok(Encoded::Piece(last))).await.is_ok() {
-        let _ = out.send(Ok(Encoded::End)).await;
+    if out.send(Ok(Encoded::Piece(last))).await.is_ok() && out.send(Ok(Encoded::End)).await.is_ok()
+    {
+        return Some(transform);
     }
+    None
 }
 
 /// Feeds the file's RAW batches into a whole-file plan, and sends each piece's rejects and

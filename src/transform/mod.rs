@@ -234,6 +234,63 @@ fn classify(plan: &Arc<dyn ExecutionPlan>) -> Result<PlanKind, String> {
     }
 }
 
+/// Planned transforms of one SQL text, kept for the next file: planning (a DataFusion
+/// session, the SQL parsed and optimised, the JSON functions registered) costs more than a
+/// small file's rows take to transform. A transform comes back only from a file that ended
+/// normally, its input cleared; at most `KEEP` wait.
+pub struct PlanCache {
+    sql: TransformSql,
+    batch_rows: usize,
+    idle: Mutex<Vec<Transform>>,
+    /// Plans made by [`PlanCache::take`].
+    made: std::sync::atomic::AtomicUsize,
+}
+
+impl PlanCache {
+    /// Plans kept at most: one per file in flight is what a worker uses.
+    const KEEP: usize = 64;
+
+    pub fn new(sql: TransformSql, batch_rows: usize) -> Self {
+        Self {
+            sql,
+            batch_rows,
+            idle: Mutex::new(Vec::new()),
+            made: Default::default(),
+        }
+    }
+
+    /// A planned transform: a kept one, or a new plan.
+    pub async fn take(&self) -> Result<Transform, TransformError> {
+        let kept = self.idle.lock().expect("plan cache lock").pop();
+        match kept {
+            Some(transform) => Ok(transform),
+            None => {
+                self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Transform::plan(&self.sql, self.batch_rows).await
+            }
+        }
+    }
+
+    /// Keeps `transform` for another file.
+    pub fn give_back(&self, transform: Transform) {
+        {
+            let mut feed = transform.feed.lock().expect("feed lock");
+            feed.piece.clear();
+            feed.file = None;
+        }
+        let mut idle = self.idle.lock().expect("plan cache lock");
+        if idle.len() < Self::KEEP {
+            idle.push(transform);
+        }
+    }
+
+    /// Plans [`PlanCache::take`] had to make: one per file in flight at most, not one per
+    /// file.
+    pub fn made(&self) -> usize {
+        self.made.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A planned transform, ready to run piece after piece (row-wise) or over a file.
 pub struct Transform {
     ctx: SessionContext,

@@ -83,3 +83,48 @@ fn only_a_loopback_url_without_tls_or_socket_switches_to_the_socket() {
     let options = PgConnectOptions::from_str("postgres://u@127.0.0.1/d").unwrap();
     assert!(local_socket(&options, &SocketChoice::Off).is_none());
 }
+
+#[derive(clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    pipeline: ingestor::cli::PipelineArgs,
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn the_transform_is_planned_per_file_in_flight_not_per_file(pool: PgPool) {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    util::generate(dir.path(), 40, 20).await;
+    let args = Args::parse_from(["test", "--concurrency", "2", "--quiet"]).pipeline;
+    let ingest = std::sync::Arc::new(ingestor::config::ingest(pool.clone(), &args).await.unwrap());
+    let mut paths: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    let tasks: Vec<_> = paths
+        .into_iter()
+        .map(|path| {
+            let key = path.to_string_lossy().into_owned();
+            ingestor::pipeline::FileTask {
+                bucket: ingestor::app::LOCAL_BUCKET.into(),
+                display: key.clone(),
+                key,
+                source: ingestor::source::SourceRef::Local(path),
+                size: None,
+            }
+        })
+        .collect();
+    let files = ingestor::progress::FileCounts::default();
+    let summary = ingestor::app::run_tasks(std::sync::Arc::clone(&ingest), tasks, false, 2, &files)
+        .await
+        .unwrap();
+    assert_eq!(summary.files_completed, 40);
+    assert_eq!(summary.records_ingested, 800);
+    // The plan made to check the transform is reused; at most one more per file in flight.
+    assert!(
+        ingest.plans.made() <= 2,
+        "{} plans for 40 files",
+        ingest.plans.made()
+    );
+}
