@@ -185,6 +185,11 @@ pub struct PipelineArgs {
     #[arg(long, env = "INGESTOR_CONCURRENCY", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 
+    /// `run`: small files (up to 256 KiB as stored) are ingested up to this many in one
+    /// transaction, each still tracked and completed exactly once; 1 ingests each alone.
+    #[arg(long, env = "INGESTOR_GROUP_FILES", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub group_files: u32,
+
     /// Records per chunk transaction (COPY + checkpoint).
     #[arg(long, env = "INGESTOR_CHUNK_RECORDS", default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_records: u32,

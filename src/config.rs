@@ -194,6 +194,7 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         chunk_records: args.chunk_records as usize,
         chunk_bytes: args.chunk_mib as usize * (1 << 20),
         lease: Duration::from_secs_f64(args.lease_secs.max(0.5)),
+        group_files: args.group_files as usize,
         ..Settings::default()
     };
     let lake_urls: Vec<&str> = args

@@ -27,6 +27,16 @@ use crate::source::listing::{Listing, Pages};
 /// next one with `--follow`) takes the file when due.
 pub const MAX_RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Files up to this size (as stored) are small: ingested in groups (`--group-files`).
+pub const SMALL_FILE_BYTES: u64 = 256 << 10;
+
+/// Stored bytes of one group at most: what a group holds in memory is bounded like a
+/// file's chunk.
+pub const GROUP_BYTES: u64 = 4 << 20;
+
+/// What a task of a pass hands back: each file it took, with its report.
+type Done = Vec<(String, anyhow::Result<FileReport>)>;
+
 /// One bucket's passes.
 pub struct Runner {
     pub ingest: Arc<Ingest>,
@@ -124,6 +134,39 @@ impl Runner {
         loop {
             if !self.cancel.is_cancelled() && running.len() < self.concurrency {
                 self.give_up_lost(reports).await?;
+                let group_files = self.ingest.settings.group_files;
+                if group_files > 1 && self.ingest.lake.is_none() {
+                    let free = self.concurrency - running.len();
+                    let small = self
+                        .reconnect
+                        .retry("claim small files", || {
+                            jobs::claim_small_page(
+                                &self.ingest.pool,
+                                &self.bucket,
+                                &self.prefix,
+                                free * group_files,
+                                self.rules,
+                                SMALL_FILE_BYTES,
+                            )
+                        })
+                        .await
+                        .context("cannot claim files")?;
+                    for file in &small {
+                        self.count_claim(file, reports);
+                    }
+                    // At most `free` tasks: a task takes its groups one after the other.
+                    let groups = groups(small, group_files, GROUP_BYTES);
+                    let tasks = free.min(groups.len());
+                    let mut shares: Vec<Vec<Vec<ClaimedFile>>> = vec![Vec::new(); tasks];
+                    for (i, group) in groups.into_iter().enumerate() {
+                        shares[i % tasks.max(1)].push(group);
+                    }
+                    for share in shares {
+                        running.spawn(self.process_groups(share));
+                    }
+                }
+            }
+            if !self.cancel.is_cancelled() && running.len() < self.concurrency {
                 let free = self.concurrency - running.len();
                 let claimed = self
                     .reconnect
@@ -139,14 +182,9 @@ impl Runner {
                     .await
                     .context("cannot claim files")?;
                 for file in claimed {
-                    // A retry of a file this pass already counted is not another file.
-                    if !reports.contains_key(&file.key) {
-                        metrics::add(&self.files.total, 1);
-                    }
-                    if file.takeover {
-                        metrics::add(&METRICS.lease_takeovers, 1);
-                    }
-                    running.spawn(self.process(file));
+                    self.count_claim(&file, reports);
+                    let one = self.process(file);
+                    running.spawn(async move { vec![one.await] });
                 }
             }
             let Some(done) = running.join_next().await else {
@@ -155,18 +193,116 @@ impl Runner {
                 }
                 continue;
             };
-            let (key, report) = done.context("a file task panicked")?;
-            let mut report = report?;
-            if !reports.contains_key(&key) {
-                metrics::add(&self.files.done, 1);
+            for (key, report) in done.context("a file task panicked")? {
+                let mut report = report?;
+                if !reports.contains_key(&key) {
+                    metrics::add(&self.files.done, 1);
+                }
+                report.record();
+                if let Some(earlier) = reports.remove(&key) {
+                    report.counts.ingested += earlier.counts.ingested;
+                    report.counts.rejected += earlier.counts.rejected;
+                    report.counts.filtered += earlier.counts.filtered;
+                }
+                reports.insert(key, report);
             }
-            report.record();
-            if let Some(earlier) = reports.remove(&key) {
-                report.counts.ingested += earlier.counts.ingested;
-                report.counts.rejected += earlier.counts.rejected;
-                report.counts.filtered += earlier.counts.filtered;
+        }
+    }
+
+    /// Counts a claimed file for progress (once per pass) and a takeover in the metrics.
+    fn count_claim(&self, file: &ClaimedFile, reports: &HashMap<String, FileReport>) {
+        // A retry of a file this pass already counted is not another file.
+        if !reports.contains_key(&file.key) {
+            metrics::add(&self.files.total, 1);
+        }
+        if file.takeover {
+            metrics::add(&METRICS.lease_takeovers, 1);
+        }
+    }
+
+    /// Ingests `groups` one after the other. A file that cannot be ingested in its group
+    /// (see [`pipeline::ingest_group`]), or that does not start from its first record, is
+    /// ingested alone.
+    fn process_groups(
+        &self,
+        groups: Vec<Vec<ClaimedFile>>,
+    ) -> impl Future<Output = Done> + Send + 'static {
+        let ingest = Arc::clone(&self.ingest);
+        let cancel = self.cancel.clone();
+        // Each file's one-file path, ready in case it is needed (a future does nothing
+        // until awaited).
+        let prepared: Vec<Vec<_>> = groups
+            .into_iter()
+            .map(|group| {
+                group
+                    .into_iter()
+                    .map(|file| {
+                        let member = self.member(&file);
+                        (file.clone(), member, self.process(file))
+                    })
+                    .collect()
+            })
+            .collect();
+        async move {
+            let mut done = Done::new();
+            for group in prepared {
+                let mut members = Vec::new();
+                let mut alone = Vec::new();
+                let mut in_group = Vec::new();
+                for (file, member, one) in group {
+                    let fresh = file.checkpoint == 0 && file.version.is_none() && !file.start_over;
+                    match member {
+                        Some(member) if fresh => {
+                            members.push(member);
+                            in_group.push((file, one));
+                        }
+                        _ => alone.push(one),
+                    }
+                }
+                if !members.is_empty() {
+                    let result = pipeline::ingest_group(&ingest, &members, &cancel).await;
+                    let mut in_group: Vec<_> = in_group.into_iter().map(Some).collect();
+                    for (i, report) in result.completed {
+                        let (file, _) = in_group[i].take().expect("each file reported once");
+                        record_lag(&file, &report);
+                        done.push((file.key, Ok(report)));
+                    }
+                    alone.extend(in_group.into_iter().flatten().map(|(_, one)| one));
+                }
+                for one in alone {
+                    done.push(one.await);
+                }
             }
-            reports.insert(key, report);
+            done
+        }
+    }
+
+    /// A claimed file as a member of a group, None when its key cannot be read.
+    fn member(&self, file: &ClaimedFile) -> Option<pipeline::Member> {
+        let source = self.listing.source(&file.key).ok()?;
+        Some(pipeline::Member {
+            task: FileTask {
+                bucket: self.bucket.clone(),
+                key: file.key.clone(),
+                display: self.display(&file.key),
+                source,
+                size: file.size,
+            },
+            lease: self.lease(file),
+        })
+    }
+
+    fn display(&self, key: &str) -> String {
+        format!("{}/{}", self.display_root, crate::text::printable(key))
+    }
+
+    fn lease(&self, file: &ClaimedFile) -> Lease {
+        Lease {
+            bucket: self.bucket.clone(),
+            key: file.key.clone(),
+            token: file.token,
+            duration: self.ingest.settings.lease,
+            attempts: file.attempts,
         }
     }
 
@@ -249,19 +385,9 @@ impl Runner {
         let ingest = Arc::clone(&self.ingest);
         let cancel = self.cancel.clone();
         let reconnect = self.reconnect.clone();
-        let display = format!(
-            "{}/{}",
-            self.display_root,
-            crate::text::printable(&file.key)
-        );
+        let display = self.display(&file.key);
         let source = self.listing.source(&file.key);
-        let lease = Lease {
-            bucket: self.bucket.clone(),
-            key: file.key.clone(),
-            token: file.token,
-            duration: ingest.settings.lease,
-            attempts: file.attempts,
-        };
+        let lease = self.lease(&file);
         let resume = pipeline::Resume {
             checkpoint: file.checkpoint,
             version: file.version.clone(),
@@ -289,12 +415,8 @@ impl Runner {
                 Err(fatal) => recover(&ingest.pool, &reconnect, fatal).await,
                 Ok(report) => Ok(report),
             };
-            if let (Ok(report), Some(modified)) = (&report, file.last_modified)
-                && report.outcome == Outcome::Completed
-            {
-                let lag = (chrono::Utc::now() - modified).num_milliseconds().max(0) as u64;
-                metrics::add(&METRICS.lag_millis_sum, lag);
-                metrics::add(&METRICS.lag_count, 1);
+            if let Ok(report) = &report {
+                record_lag(&file, report);
             }
             (file.key, report)
         }
@@ -391,6 +513,38 @@ impl Runner {
         found.replaced += page.replaced;
         Ok(())
     }
+}
+
+/// Counts a completed file's ingestion lag: from its upload to now.
+fn record_lag(file: &ClaimedFile, report: &FileReport) {
+    if let Some(modified) = file.last_modified
+        && report.outcome == Outcome::Completed
+    {
+        let lag = (chrono::Utc::now() - modified).num_milliseconds().max(0) as u64;
+        metrics::add(&METRICS.lag_millis_sum, lag);
+        metrics::add(&METRICS.lag_count, 1);
+    }
+}
+
+/// Splits claimed small files into groups of at most `files` files and `bytes` stored
+/// bytes (a file larger than `bytes` is a group of its own), in claim order.
+fn groups(claimed: Vec<ClaimedFile>, files: usize, bytes: u64) -> Vec<Vec<ClaimedFile>> {
+    let mut out: Vec<Vec<ClaimedFile>> = Vec::new();
+    let mut held = 0;
+    for file in claimed {
+        let size = file.size.unwrap_or(bytes);
+        match out.last_mut() {
+            Some(group) if group.len() < files && held + size <= bytes => {
+                held += size;
+                group.push(file);
+            }
+            _ => {
+                held = size;
+                out.push(vec![file]);
+            }
+        }
+    }
+    out
 }
 
 /// A file whose database connection failed mid-way (`fatal`): once the database answers

@@ -1,5 +1,6 @@
 -- Claims up to $3 files of bucket $1 under prefix $2 in one atomic statement, oldest first
--- (last-modified, then key). Eligible: see `ingestor_claimable` (migrations), with $5
+-- (last-modified, then key); with $6, only files of known size up to $6 bytes (the small
+-- files a group takes). Eligible: see `ingestor_claimable` (migrations), with $5
 -- attempts at most. A file whose worker was lost on its last attempt is not taken over:
 -- `give_up_lost.sql` fails it.
 -- SKIP LOCKED lets any number of workers on any number of machines claim at once; each
@@ -10,6 +11,7 @@ WITH picked AS (
     WHERE bucket = $1
       AND starts_with(s3_key, $2)
       AND ingestor_claimable(status, attempts, lease_expires_at, next_attempt_at, $5, now(), false)
+      AND ($6::bigint IS NULL OR size <= $6)
     ORDER BY last_modified NULLS FIRST, s3_key
     LIMIT $3
     FOR UPDATE SKIP LOCKED

@@ -5,6 +5,7 @@
 //! file over (our lease expired): the caller must stop and roll back. This fencing is what
 //! makes taking over stuck files safe while their first worker is merely slow.
 
+mod group;
 mod lease;
 mod prefix;
 mod queue;
@@ -17,11 +18,13 @@ use sqlx::{PgConnection, PgPool};
 /// Embedded migrations (`migrations/`): the tables jobs track files in.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+pub use group::{GroupEntry, complete_group};
 pub use lease::{ChunkCounts, Disposition, Lease, LeaseKeeper, backoff, disposition};
 pub use prefix::Prefix;
 pub use queue::{
-    ClaimRules, ClaimedFile, Discovered, JobRow, Known, Listed, Stats, claim_page, discover,
-    give_up_lost, known_statuses, list, next_retry, remaining, retry, stats,
+    ClaimRules, ClaimedFile, Discovered, JobRow, Known, Listed, Stats, claim_page,
+    claim_small_page, discover, give_up_lost, known_statuses, list, next_retry, remaining, retry,
+    stats,
 };
 pub use reconnect::{
     DbError, Reconnect, Unreachable, caused_by_connection, gave_up, is_connection_error,

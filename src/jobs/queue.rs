@@ -77,6 +77,30 @@ pub async fn claim_page(
     limit: usize,
     rules: ClaimRules,
 ) -> sqlx::Result<Vec<ClaimedFile>> {
+    claim(pool, bucket, prefix, limit, rules, None).await
+}
+
+/// [`claim_page`] of files whose listed size is at most `max_size` bytes only: the small
+/// files that are ingested in groups.
+pub async fn claim_small_page(
+    pool: &PgPool,
+    bucket: &str,
+    prefix: &Prefix,
+    limit: usize,
+    rules: ClaimRules,
+    max_size: u64,
+) -> sqlx::Result<Vec<ClaimedFile>> {
+    claim(pool, bucket, prefix, limit, rules, Some(max_size)).await
+}
+
+async fn claim(
+    pool: &PgPool,
+    bucket: &str,
+    prefix: &Prefix,
+    limit: usize,
+    rules: ClaimRules,
+    max_size: Option<u64>,
+) -> sqlx::Result<Vec<ClaimedFile>> {
     type Row = (
         String,
         Uuid,
@@ -94,6 +118,7 @@ pub async fn claim_page(
         .bind(limit as i64)
         .bind(rules.lease_secs)
         .bind(rules.max_attempts)
+        .bind(max_size.map(|size| size.min(i64::MAX as u64) as i64))
         .fetch_all(pool)
         .await?;
     Ok(rows

@@ -24,6 +24,9 @@ pub struct Settings {
     pub retry_after: Duration,
     /// Longest wait between attempts. Default one hour.
     pub retry_cap: Duration,
+    /// Small files ingested in one transaction by `run` at most. Default 64; 1 ingests
+    /// each file alone.
+    pub group_files: usize,
 }
 
 impl Default for Settings {
@@ -35,6 +38,7 @@ impl Default for Settings {
             chunk_bytes: 64 << 20,
             lease: Duration::from_secs(60),
             retry_after: Duration::from_secs(30),
+            group_files: 64,
             retry_cap: Duration::from_secs(3600),
         }
     }

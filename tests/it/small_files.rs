@@ -128,3 +128,166 @@ async fn the_transform_is_planned_per_file_in_flight_not_per_file(pool: PgPool) 
         ingest.plans.made()
     );
 }
+
+async fn small_bucket(files: usize, records: u64) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    util::generate(&root.path().join("logs").join("2024"), files, records).await;
+    root
+}
+
+fn run_args(root: &tempfile::TempDir) -> Vec<String> {
+    ["run", "--json", "--bucket", "logs", "--local-buckets"]
+        .map(String::from)
+        .into_iter()
+        .chain([root.path().to_str().unwrap().to_string()])
+        .collect()
+}
+
+/// Rows per file, and rows that are there twice.
+async fn per_file(pool: &PgPool) -> (Vec<i64>, i64) {
+    let rows: Vec<i64> = sqlx::query_scalar(
+        "SELECT count(l.source_key) FROM processed_files p \
+         LEFT JOIN logs l ON l.source_key = p.s3_key GROUP BY p.s3_key ORDER BY p.s3_key",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let twice = util::count(
+        pool,
+        "SELECT count(*) - count(DISTINCT (source_key, source_index)) FROM logs",
+    )
+    .await;
+    (rows, twice)
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn a_group_with_a_corrupt_file_commits_the_others(pool: PgPool) {
+    let root = small_bucket(10, 20).await;
+    let dir = root.path().join("logs").join("2024");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    // The fifth file loses its second half: a truncated gzip.
+    let bytes = std::fs::read(&names[4]).unwrap();
+    std::fs::write(&names[4], &bytes[..bytes.len() / 2]).unwrap();
+    let args = run_args(&root);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = util::command(&pool, &args)
+        .env("RUST_LOG", "ingestor=debug")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    assert!(stdout.contains("\"files_completed\":9"), "{stdout}");
+    assert!(stdout.contains("\"files_failed\":1"), "{stdout}");
+    assert!(
+        stderr.contains("group committed files=9"),
+        "the nine good files commit together: {stderr}"
+    );
+    let (rows, twice) = per_file(&pool).await;
+    assert_eq!(twice, 0);
+    for (i, rows) in rows.iter().enumerate() {
+        if i == 4 {
+            assert!(
+                *rows < 20,
+                "the truncated file keeps what it read before the fault"
+            );
+        } else {
+            assert_eq!(*rows, 20, "file {i}");
+        }
+    }
+    let failed: String = sqlx::query_scalar(
+        "SELECT metadata->>'error' FROM processed_files WHERE status = 'FAILED'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(failed.contains("cannot read past byte"), "{failed}");
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn sigkill_inside_a_group_loses_and_doubles_nothing(pool: PgPool) {
+    let root = small_bucket(300, 20).await;
+    let mut args = run_args(&root);
+    args.extend(
+        [
+            "--concurrency",
+            "1",
+            "--group-files",
+            "50",
+            "--lease-secs",
+            "1",
+        ]
+        .map(String::from),
+    );
+    let slow: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .chain(["--max-records-per-sec", "2000"])
+        .collect();
+    let mut child = util::command(&pool, &slow).spawn().unwrap();
+    let completed = "SELECT count(*) FROM processed_files WHERE status = 'COMPLETED'";
+    util::wait_until(&pool, completed, 50).await;
+    child.kill().await.unwrap(); // SIGKILL, inside a later group
+    let (rows, twice) = per_file(&pool).await;
+    assert_eq!(twice, 0);
+    let done = rows.iter().filter(|r| **r == 20).count();
+    assert!(
+        rows.iter().all(|r| *r == 0 || *r == 20),
+        "every file wholly committed or untouched: {rows:?}"
+    );
+    assert!(
+        (50..300).contains(&done),
+        "killed mid-run ({done} files done)"
+    );
+    assert_eq!(util::count(&pool, completed).await, done as i64);
+
+    util::expire_leases(&pool).await;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = util::run(&pool, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.count("files_completed") as usize, 300 - done);
+    let (rows, twice) = per_file(&pool).await;
+    assert_eq!((rows.len(), twice), (300, 0));
+    assert!(rows.iter().all(|r| *r == 20), "{rows:?}");
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn three_workers_ingest_3000_small_objects_each_exactly_once(pool: PgPool) {
+    let root = small_bucket(3_000, 5).await;
+    let args = run_args(&root);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let workers: Vec<_> = (0..3)
+        .map(|_| util::command(&pool, &args).spawn().unwrap())
+        .collect();
+    let mut completed = 0;
+    for worker in workers {
+        let output = worker.wait_with_output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let summary: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        completed += summary["files_completed"].as_u64().unwrap();
+    }
+    assert_eq!(completed, 3_000, "each file completed by one worker");
+    let (rows, twice) = per_file(&pool).await;
+    assert_eq!((rows.len(), twice), (3_000, 0));
+    assert!(rows.iter().all(|r| *r == 5));
+    assert_eq!(
+        util::count(
+            &pool,
+            "SELECT count(*) FROM processed_files WHERE status = 'COMPLETED'"
+        )
+        .await,
+        3_000
+    );
+}

@@ -1,0 +1,274 @@
+//! Small files in groups: each file of a group is read, decoded, transformed and encoded on
+//! its own (a whole-file plan still runs once per file), then the group's rows go into one
+//! COPY and every file is completed in the same transaction, each guarded by its own lease.
+//! Per file, what is left is one row of bookkeeping instead of a transaction.
+//!
+//! A file that cannot be ingested in its group (a read or decode fault, a row the database
+//! refuses, a lost lease anywhere in the group) is handed back to be ingested alone, by the
+//! one-file path that knows how to fail, isolate and resume it: the group commits all of its
+//! files or none.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::buffers::RowsBuffer;
+use crate::cancel::Cancel;
+use crate::decode::{Reject, SourceName};
+use crate::jobs::{self, ChunkCounts, GroupEntry, Lease};
+use crate::metrics::{self, METRICS};
+use crate::sink::postgres::ChunkCopy;
+use crate::source::{ByteCounter, ObjectVersion};
+
+use super::commit::Encoded;
+use super::decode_stage;
+use super::error::FileError;
+use super::read_stage::read_source;
+use super::report::{FileReport, Outcome};
+use super::task::{FileTask, Ingest};
+use super::transform_stage::transform_stage;
+
+/// Files of a group read at once: hides the latency of object stores.
+const READS_AT_ONCE: usize = 16;
+
+/// A claimed file that may join a group.
+pub struct Member {
+    pub task: FileTask,
+    pub lease: Lease,
+}
+
+/// How a group went: the files it completed, and those to ingest alone (indices into the
+/// members).
+#[derive(Default)]
+pub struct GroupDone {
+    pub completed: Vec<(usize, FileReport)>,
+    pub alone: Vec<usize>,
+}
+
+/// One file, encoded whole.
+struct EncodedFile {
+    rows: Vec<RowsBuffer>,
+    rejects: Vec<Reject>,
+    counts: ChunkCounts,
+    next_checkpoint: u64,
+    version: Option<ObjectVersion>,
+}
+
+/// Ingests `members` as one group (see the module's comment). The files it cannot take are
+/// returned in [`GroupDone::alone`], their leases untouched.
+pub async fn ingest_group(ingest: &Ingest, members: &[Member], cancel: &Cancel) -> GroupDone {
+    let started = Instant::now();
+    let encoded: Vec<Result<EncodedFile, FileError>> = futures::stream::iter(0..members.len())
+        .map(|i| encode_file(ingest, &members[i].task))
+        .buffered(READS_AT_ONCE)
+        .collect()
+        .await;
+    let mut done = GroupDone::default();
+    let mut ready = Vec::new();
+    let chunk_records = ingest.settings.chunk_records as u64;
+    for (i, file) in encoded.into_iter().enumerate() {
+        match file {
+            // More records than a chunk: the one-file path commits it chunk by chunk.
+            Ok(file) if file.next_checkpoint > chunk_records => done.alone.push(i),
+            Ok(file) => ready.push((i, file)),
+            Err(error) => {
+                tracing::debug!(file = %members[i].task.display, %error, "taken out of its group: ingested alone");
+                done.alone.push(i);
+            }
+        }
+    }
+    // Transactions of at most a chunk's records (`--chunk-records`), whole files each.
+    let mut transactions: Vec<Vec<(usize, EncodedFile)>> = Vec::new();
+    let mut held = 0;
+    for (i, file) in ready {
+        let records = file.next_checkpoint;
+        match transactions.last_mut() {
+            Some(files) if held + records <= chunk_records => {
+                held += records;
+                files.push((i, file));
+            }
+            _ => {
+                held = records;
+                transactions.push(vec![(i, file)]);
+            }
+        }
+    }
+    for ready in transactions {
+        commit_transaction(ingest, members, ready, cancel, started, &mut done).await;
+    }
+    done.alone.sort_unstable();
+    done
+}
+
+/// Commits one transaction of the group's files, or hands them back to be ingested alone.
+async fn commit_transaction(
+    ingest: &Ingest,
+    members: &[Member],
+    ready: Vec<(usize, EncodedFile)>,
+    cancel: &Cancel,
+    started: Instant,
+    done: &mut GroupDone,
+) {
+    if cancel.is_cancelled() {
+        done.alone.extend(ready.iter().map(|(i, _)| *i));
+        return;
+    }
+    let commit_started = Instant::now();
+    match commit_group(ingest, members, &ready).await {
+        Ok(true) => {
+            METRICS.chunk(commit_started.elapsed());
+            tracing::debug!(files = ready.len(), "group committed");
+            for (i, file) in ready {
+                let c = file.counts;
+                metrics::add(&METRICS.records_ingested, c.ingested);
+                metrics::add(&METRICS.records_rejected, c.rejected);
+                metrics::add(&METRICS.records_filtered, c.filtered);
+                let report = FileReport {
+                    display: members[i].task.display.clone(),
+                    outcome: Outcome::Completed,
+                    counts: c,
+                    elapsed: started.elapsed(),
+                    replaced: false,
+                };
+                done.completed.push((i, report));
+            }
+        }
+        Ok(false) => {
+            tracing::info!(
+                files = ready.len(),
+                "a lease of the group was lost: its files are ingested alone"
+            );
+            done.alone.extend(ready.iter().map(|(i, _)| *i));
+        }
+        Err(error) => {
+            tracing::info!(files = ready.len(), %error, "the group's transaction failed: its files are ingested alone");
+            done.alone.extend(ready.iter().map(|(i, _)| *i));
+        }
+    }
+}
+
+/// The group's transaction: every file's rows in one COPY, its rejects, and every file
+/// completed (guarded). False when a lease was lost (rolled back).
+async fn commit_group(
+    ingest: &Ingest,
+    members: &[Member],
+    ready: &[(usize, EncodedFile)],
+) -> Result<bool, FileError> {
+    let mut tx = ingest.pool.begin().await?;
+    if let Some(sink) = &ingest.postgres {
+        let mut copy = ChunkCopy::new(&mut tx, sink);
+        for (_, file) in ready {
+            for rows in &file.rows {
+                if let Err(e) = copy.send(rows).await {
+                    copy.abort().await;
+                    return Err(FileError::Stage(format!("COPY of a group: {e}")));
+                }
+            }
+        }
+        copy.finish()
+            .await
+            .map_err(|e| FileError::Stage(format!("COPY of a group: {e}")))?;
+    }
+    for (i, file) in ready {
+        if !file.rejects.is_empty() {
+            jobs::insert_rejects(&mut tx, &members[*i].lease, &file.rejects).await?;
+        }
+    }
+    let entries: Vec<GroupEntry> = ready
+        .iter()
+        .map(|(i, file)| GroupEntry {
+            lease: &members[*i].lease,
+            next_checkpoint: file.next_checkpoint,
+            counts: file.counts,
+            version: file.version.as_ref(),
+        })
+        .collect();
+    let bucket = &members[ready[0].0].lease.bucket;
+    if !jobs::complete_group(&mut tx, bucket, &entries, &ingest.destinations()).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Reads, decodes, transforms and encodes all of one file (from its first record), its
+/// rows kept for the group's COPY.
+async fn encode_file(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, FileError> {
+    let mut settings = ingest.settings;
+    // One file is one piece of the group: never cut into chunks.
+    settings.chunk_records = usize::MAX;
+    settings.chunk_bytes = usize::MAX;
+    let transform = ingest.plans.take().await?;
+    let compressed = ByteCounter::default();
+    let (bytes_tx, bytes_rx) = mpsc::channel(4);
+    let (decoded_tx, decoded_rx) = mpsc::channel(1);
+    let (encoded_tx, mut encoded_rx) = mpsc::channel(1);
+    let (version_tx, version_rx) = oneshot::channel();
+    let reader = tokio::spawn(read_source(
+        task.source.clone(),
+        compressed.clone(),
+        Arc::clone(&ingest.limits),
+        bytes_tx,
+        Some(version_tx),
+    ));
+    let name = SourceName {
+        bucket: task.bucket.as_str().into(),
+        key: task.key.as_str().into(),
+    };
+    let decoder = tokio::task::spawn_blocking(move || {
+        decode_stage::run(bytes_rx, decoded_tx, name, 0, None, settings, compressed)
+    });
+    let transformer = tokio::spawn(transform_stage(
+        transform,
+        ingest.postgres.clone(),
+        None,
+        decoded_rx,
+        encoded_tx,
+    ));
+    let mut file = EncodedFile {
+        rows: Vec::new(),
+        rejects: Vec::new(),
+        counts: ChunkCounts::default(),
+        next_checkpoint: 0,
+        version: None,
+    };
+    let collected: Result<(), FileError> = async {
+        loop {
+            match encoded_rx.recv().await {
+                Some(Ok(Encoded::Piece(mut piece))) => {
+                    let c = piece.counts;
+                    ingest.limits.take_records(c.read + c.rejected).await;
+                    file.counts.ingested += c.ingested;
+                    file.counts.rejected += c.rejected;
+                    file.counts.filtered += c.filtered;
+                    file.counts.read += c.read;
+                    file.rejects.append(&mut piece.rejects);
+                    file.next_checkpoint = file.next_checkpoint.max(piece.next_checkpoint);
+                    if !piece.rows_data.is_empty() {
+                        file.rows.push(piece.rows_data);
+                    }
+                }
+                Some(Ok(Encoded::End)) => return Ok(()),
+                Some(Err(error)) => return Err(error),
+                None => {
+                    return Err(FileError::Stage(
+                        "the pipeline stopped before the end of the file".into(),
+                    ));
+                }
+            }
+        }
+    }
+    .await;
+    drop(encoded_rx);
+    if let Ok(Some(transform)) = transformer.await {
+        ingest.plans.give_back(transform);
+    }
+    let _ = decoder.await;
+    let _ = reader.await;
+    collected?;
+    file.version = version_rx.await.ok();
+    Ok(file)
+}
