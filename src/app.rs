@@ -191,8 +191,10 @@ async fn refuse_other_destinations(
     )
 }
 
-/// Serves metrics when `--metrics-addr` is given.
+/// Installs the metrics recorder (every series at 0 from the start) and serves `/metrics`
+/// when `--metrics-addr` is given.
 async fn start_metrics(args: &crate::cli::PipelineArgs) -> anyhow::Result<()> {
+    crate::metrics::install();
     if let Some(addr) = &args.metrics_addr {
         let local = crate::metrics::serve(addr)
             .await
@@ -542,7 +544,7 @@ pub async fn run_tasks_until(
         .buffer_unordered(concurrency.max(1));
     while let Some(result) = results.next().await {
         let report = result.context("the database failed during the run")?;
-        crate::metrics::add(&files.done, 1);
+        files.add_done();
         report.record();
         summary.add(&report);
     }

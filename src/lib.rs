@@ -13,6 +13,7 @@ pub mod app;
 pub mod cancel;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod jobs;
 pub mod limit;
 pub mod metrics;

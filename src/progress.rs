@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::metrics::METRICS;
-
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
@@ -37,17 +35,27 @@ pub struct FileCounts {
     pub done: AtomicU64,
 }
 
+impl FileCounts {
+    /// `n` more files to do.
+    pub fn add_total(&self, n: u64) {
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// One more file done.
+    pub fn add_done(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// The running reporter; stop it with [`Reporter::finish`].
 pub struct Reporter {
     task: tokio::task::JoinHandle<()>,
     bar: Option<ProgressBar>,
 }
 
+/// Records ingested and bytes read by the process so far.
 fn snapshot() -> (u64, u64) {
-    (
-        METRICS.records_ingested.load(Ordering::Relaxed),
-        METRICS.bytes_read.load(Ordering::Relaxed),
-    )
+    crate::events::totals()
 }
 
 /// The estimated time left from the files done so far, or `unknown` when there is nothing

@@ -16,8 +16,8 @@ use anyhow::Context;
 use globset::GlobSet;
 use tokio::task::JoinSet;
 
+use crate::events;
 use crate::jobs::{self, ClaimRules, ClaimedFile, Lease, Listed, Prefix, Reconnect};
-use crate::metrics::{self, METRICS};
 use crate::pipeline::{self, Cancel, FatalError, FileReport, FileTask, Ingest, Outcome, Summary};
 use crate::progress::FileCounts;
 use crate::source::listing::{Listing, Pages};
@@ -196,7 +196,7 @@ impl Runner {
             for (key, report) in done.context("a file task panicked")? {
                 let mut report = report?;
                 if !reports.contains_key(&key) {
-                    metrics::add(&self.files.done, 1);
+                    self.files.add_done();
                 }
                 report.record();
                 if let Some(earlier) = reports.remove(&key) {
@@ -213,10 +213,10 @@ impl Runner {
     fn count_claim(&self, file: &ClaimedFile, reports: &HashMap<String, FileReport>) {
         // A retry of a file this pass already counted is not another file.
         if !reports.contains_key(&file.key) {
-            metrics::add(&self.files.total, 1);
+            self.files.add_total(1);
         }
         if file.takeover {
-            metrics::add(&METRICS.lease_takeovers, 1);
+            events::lease_takeover();
         }
     }
 
@@ -520,9 +520,9 @@ fn record_lag(file: &ClaimedFile, report: &FileReport) {
     if let Some(modified) = file.last_modified
         && report.outcome == Outcome::Completed
     {
-        let lag = (chrono::Utc::now() - modified).num_milliseconds().max(0) as u64;
-        metrics::add(&METRICS.lag_millis_sum, lag);
-        metrics::add(&METRICS.lag_count, 1);
+        // An upload time ahead of this machine's clock counts as no lag.
+        let lag = (chrono::Utc::now() - modified).to_std().unwrap_or_default();
+        events::ingestion_lag(lag);
     }
 }
 

@@ -11,8 +11,8 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc::Receiver;
 
 use crate::decode::Reject;
+use crate::events::{self, Records};
 use crate::jobs::{self, ChunkCounts, Lease};
-use crate::metrics::{self, METRICS};
 use crate::sink::postgres::{ChunkCopy, CopyError};
 
 use super::decode_stage::{Isolate, Start};
@@ -154,7 +154,7 @@ pub async fn commit_chunks(
                 };
                 tx.rollback().await?;
                 reject_lone(pool, lease, lone, &refused).await?;
-                metrics::add(&METRICS.records_rejected, 1);
+                events::lone_row_rejected();
                 counts.rejected += 1;
                 start += 1;
                 next = next_piece(input).await;
@@ -185,10 +185,14 @@ pub async fn commit_chunks(
         if let Some(after) = after {
             after.finish().await;
         }
-        METRICS.chunk(started.elapsed());
-        metrics::add(&METRICS.records_ingested, chunk.ingested);
-        metrics::add(&METRICS.records_rejected, chunk.rejected);
-        metrics::add(&METRICS.records_filtered, chunk.filtered);
+        events::chunk_committed(
+            started.elapsed(),
+            Records {
+                ingested: chunk.ingested,
+                rejected: chunk.rejected,
+                filtered: chunk.filtered,
+            },
+        );
         counts.ingested += chunk.ingested;
         counts.rejected += chunk.rejected;
         counts.filtered += chunk.filtered;

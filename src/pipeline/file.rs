@@ -7,8 +7,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cancel::Cancel;
 use crate::decode::SourceName;
+use crate::events;
 use crate::jobs::{self, ChunkCounts, Disposition, Lease, LeaseKeeper, is_connection_error};
-use crate::metrics::{self, METRICS};
 use crate::sink::postgres::delete_object_rows;
 use crate::source::{ByteCounter, ObjectVersion};
 
@@ -113,7 +113,7 @@ pub async fn process_claimed(
         lease: Some(lease.clone()),
     };
     if lease.attempts > 1 {
-        metrics::add(&METRICS.retries, 1);
+        events::retry();
     }
     let keeper = LeaseKeeper::start(ingest.pool.clone(), lease.clone());
     let mut counts = ChunkCounts::default();

@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::buffers::RowsBuffer;
 use crate::cancel::Cancel;
 use crate::decode::{Reject, SourceName};
+use crate::events::{self, Records};
 use crate::jobs::{self, ChunkCounts, GroupEntry, Lease};
-use crate::metrics::{self, METRICS};
 use crate::sink::postgres::ChunkCopy;
 use crate::source::{ByteCounter, ObjectVersion};
 
@@ -118,13 +118,16 @@ async fn commit_transaction(
     let commit_started = Instant::now();
     match commit_group(ingest, members, &ready).await {
         Ok(true) => {
-            METRICS.chunk(commit_started.elapsed());
             tracing::debug!(files = ready.len(), "group committed");
+            let mut records = Records::default();
+            for (_, file) in &ready {
+                records.ingested += file.counts.ingested;
+                records.rejected += file.counts.rejected;
+                records.filtered += file.counts.filtered;
+            }
+            events::chunk_committed(commit_started.elapsed(), records);
             for (i, file) in ready {
                 let c = file.counts;
-                metrics::add(&METRICS.records_ingested, c.ingested);
-                metrics::add(&METRICS.records_rejected, c.rejected);
-                metrics::add(&METRICS.records_filtered, c.filtered);
                 let report = FileReport {
                     display: members[i].task.display.clone(),
                     outcome: Outcome::Completed,

@@ -1,9 +1,10 @@
-//! How a file ended, and the one place that logs it and counts it in the metrics.
+//! How a file ended in an attempt, and what this pass committed of it; `FileReport::record`
+//! hands it to `events`, which logs it and counts it in the metrics.
 
 use std::time::{Duration, Instant};
 
+use crate::events::{self, FileOutcome, Records};
 use crate::jobs::ChunkCounts;
-use crate::metrics::{METRICS, add};
 
 use super::task::FileTask;
 
@@ -43,32 +44,21 @@ impl FileReport {
 }
 
 impl FileReport {
-    /// Counts the file's outcome in the metrics and logs its one line.
+    /// Logs the file's one line and counts it in the metrics (`events::file_finished`).
     pub fn record(&self) {
-        match self.outcome {
-            Outcome::Completed => add(&METRICS.files_completed, 1),
-            Outcome::Failed(_) => add(&METRICS.files_failed, 1),
-            Outcome::Skipped(_) => add(&METRICS.files_skipped, 1),
-            Outcome::LeaseLost => add(&METRICS.files_lease_lost, 1),
-            Outcome::Busy(_) => add(&METRICS.files_skipped, 1),
-        }
-        if self.replaced {
-            add(&METRICS.files_replaced, 1);
-        }
+        let outcome = match &self.outcome {
+            Outcome::Completed => FileOutcome::Completed,
+            Outcome::Failed(error) => FileOutcome::Failed(error),
+            Outcome::Skipped(reason) => FileOutcome::Skipped(reason),
+            Outcome::Busy(reason) => FileOutcome::Busy(reason),
+            Outcome::LeaseLost => FileOutcome::LeaseLost,
+        };
         let c = self.counts;
-        let ms = self.elapsed.as_millis() as u64;
-        match &self.outcome {
-            Outcome::Completed => {
-                tracing::info!(file = %self.display, records = c.ingested, rejected = c.rejected, filtered = c.filtered, duration_ms = ms, "COMPLETED")
-            }
-            Outcome::Failed(error) => {
-                tracing::error!(file = %self.display, records = c.ingested, rejected = c.rejected, duration_ms = ms, %error, "FAILED")
-            }
-            Outcome::Skipped(reason) => tracing::info!(file = %self.display, %reason, "skipped"),
-            Outcome::Busy(reason) => tracing::warn!(file = %self.display, %reason, "busy"),
-            Outcome::LeaseLost => {
-                tracing::warn!(file = %self.display, records = c.ingested, "lease lost: another worker took the file over")
-            }
-        }
+        let records = Records {
+            ingested: c.ingested,
+            rejected: c.rejected,
+            filtered: c.filtered,
+        };
+        events::file_finished(&self.display, outcome, records, self.elapsed, self.replaced);
     }
 }

@@ -45,7 +45,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<R> {
         if let Poll::Ready(Ok(())) = &poll {
             let n = (buf.filled().len() - before) as u64;
             self.counter.add(n);
-            crate::metrics::add(&crate::metrics::METRICS.bytes_read, n);
+            crate::events::bytes_read(n);
         }
         poll
     }

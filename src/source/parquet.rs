@@ -26,8 +26,8 @@ use crate::decode::validate::validate;
 
 use super::counting::ByteCounter;
 use super::location::SourceRef;
+use crate::events;
 use crate::limit::Limits;
-use crate::metrics::{self, METRICS};
 
 /// Columns that hold a record's original text, in order of preference.
 pub const RAW_COLUMNS: [&str; 2] = ["raw_data", "_raw"];
@@ -102,7 +102,7 @@ pub async fn read_parquet(
         }
         let read = json.len() as u64;
         counter.add(read);
-        metrics::add(&METRICS.bytes_read, read);
+        events::bytes_read(read);
         limits.take_bytes(read).await;
         if out.send(Ok(json.into())).await.is_err() {
             return Ok(());

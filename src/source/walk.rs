@@ -15,7 +15,7 @@ use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::metrics::{self, METRICS};
+use crate::events;
 
 /// Why an entry was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,14 +86,7 @@ impl WalkStats {
             SkipReason::NotUtf8 => self.bad_names += 1,
             SkipReason::Unreadable => self.unreadable += 1,
         }
-        metrics::add(&METRICS.keys_skipped, 1);
-        // Debug formatting escapes control characters and shows non-UTF-8 bytes as escapes.
-        match detail {
-            Some(detail) => {
-                tracing::warn!(path = ?path, reason = reason.describe(), detail, "skipped")
-            }
-            None => tracing::warn!(path = ?path, reason = reason.describe(), "skipped"),
-        }
+        events::entry_skipped(path, reason.describe(), detail);
     }
 }
 
@@ -379,9 +372,8 @@ mod tests {
         let bad = root.join(std::ffi::OsStr::from_bytes(b"bad-\xff.json"));
         std::fs::write(&bad, "{}").unwrap();
         std::fs::write(root.join("tab\tname.json"), "{}").unwrap();
-        let before = METRICS
-            .keys_skipped
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let skipped = || crate::metrics::test_value("ingestor_keys_skipped_total");
+        let before = skipped();
         let mut walk = Walk::new(&root, false, "").unwrap();
         let found: Vec<_> = walk.by_ref().map(|f| f.relative).collect();
         assert_eq!(
@@ -390,11 +382,9 @@ mod tests {
         );
         assert_eq!(walk.stats().not_regular, 1);
         assert_eq!(walk.stats().bad_names, 1);
-        let after = METRICS
-            .keys_skipped
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let after = skipped();
         assert!(
-            after >= before + 2,
+            after >= before + 2.0,
             "counted in ingestor_keys_skipped_total"
         );
     }

@@ -94,11 +94,208 @@ async fn metrics_endpoint_serves_the_counters_and_sigterm_stops_cleanly(pool: Pg
     assert!(metric(&response, "ingestor_read_bytes_total") > 0.0);
     assert!(metric(&response, "ingestor_copy_seconds_total") > 0.0);
     assert_eq!(metric(&response, "ingestor_ingestion_lag_count_total"), 3.0);
+    // Issue 17 item 5: the histograms count what the counters count.
+    assert_eq!(
+        metric(&response, "ingestor_chunk_commit_seconds_count"),
+        9.0
+    );
+    assert_eq!(
+        metric(&response, "ingestor_file_duration_seconds_count"),
+        3.0
+    );
+    assert_eq!(
+        metric(&response, "ingestor_ingestion_lag_seconds_count"),
+        3.0
+    );
 
     // SIGTERM: a clean stop with the summary.
     let stopped = util::terminate(child).await;
     assert_eq!(stopped.code, 0, "{}", stopped.stderr);
     assert_eq!(stopped.count("records_ingested"), 1500);
+}
+
+/// Every name the README listed before the histograms came (dashboards depend on them).
+const OLD_COUNTERS: [&str; 14] = [
+    "ingestor_files_replaced_total",
+    "ingestor_records_ingested_total",
+    "ingestor_records_rejected_total",
+    "ingestor_records_filtered_total",
+    "ingestor_read_bytes_total",
+    "ingestor_copy_chunks_total",
+    "ingestor_copy_seconds_total",
+    "ingestor_retries_total",
+    "ingestor_lease_takeovers_total",
+    "ingestor_parquet_files_total",
+    "ingestor_parquet_bytes_total",
+    "ingestor_ingestion_lag_seconds_total",
+    "ingestor_ingestion_lag_count_total",
+    "ingestor_keys_skipped_total",
+];
+
+const HISTOGRAMS: [&str; 3] = [
+    "ingestor_chunk_commit_seconds",
+    "ingestor_file_duration_seconds",
+    "ingestor_ingestion_lag_seconds",
+];
+
+/// A histogram's buckets as served: (le, cumulative count), `+Inf` last.
+fn buckets(body: &str, name: &str) -> Vec<(String, f64)> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    body.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&prefix)?;
+            let (le, value) = rest.split_once("\"} ")?;
+            Some((le.to_string(), value.parse().unwrap()))
+        })
+        .collect()
+}
+
+/// Issue 17 item 5: `/metrics` of a real run serves every series from the start (before
+/// any file, at 0), keeps every earlier name and type, and adds three histograms whose
+/// counts are the chunks and files the run committed.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn metrics_keep_every_name_and_add_histograms_of_what_was_committed(pool: PgPool) {
+    let root = tempfile::tempdir().unwrap();
+    let bucket = root.path().join("logs");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let args = [
+        "run",
+        "--json",
+        "--bucket",
+        "logs",
+        "--local-buckets",
+        root.path().to_str().unwrap(),
+        "--follow",
+        "--interval",
+        "0.2",
+        "--metrics-addr",
+        &addr,
+        "--chunk-records",
+        "100",
+    ];
+    let child = util::command(&pool, &args).spawn().unwrap();
+
+    // Before any file: every series is there, at 0.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let empty = loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break http_get(port, "/metrics").await;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/metrics never served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(empty.starts_with("HTTP/1.1 200"), "{empty}");
+    for outcome in ["completed", "failed", "skipped", "lease_lost"] {
+        let series = format!("ingestor_files_total{{outcome=\"{outcome}\"}}");
+        assert_eq!(metric(&empty, &series), 0.0, "{series}");
+    }
+    assert!(
+        empty.contains("# TYPE ingestor_files_total counter\n"),
+        "{empty}"
+    );
+    for name in OLD_COUNTERS {
+        assert!(
+            empty.contains(&format!("# HELP {name} ")),
+            "{name}:\n{empty}"
+        );
+        assert!(
+            empty.contains(&format!("# TYPE {name} counter\n")),
+            "{name}:\n{empty}"
+        );
+        assert_eq!(metric(&empty, name), 0.0, "{name}");
+    }
+    for name in HISTOGRAMS {
+        assert!(
+            empty.contains(&format!("# TYPE {name} histogram\n")),
+            "{name}:\n{empty}"
+        );
+        assert_eq!(metric(&empty, &format!("{name}_count")), 0.0, "{name}");
+    }
+
+    // Two files of 250 records, in chunks of 100: 3 chunk transactions each.
+    // Written aside and moved in at once: a pass never lists a file being written.
+    util::generate(&root.path().join("staging"), 2, 250).await;
+    std::fs::rename(root.path().join("staging"), bucket.join("2024")).unwrap();
+    let completed = "SELECT count(*) FROM processed_files WHERE status = 'COMPLETED'";
+    util::wait_until(&pool, completed, 2).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let body = loop {
+        let body = http_get(port, "/metrics").await;
+        let counted = metric(&body, "ingestor_files_total{outcome=\"completed\"}") >= 2.0
+            && metric(&body, "ingestor_ingestion_lag_seconds_count") >= 2.0;
+        if counted || std::time::Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    for name in OLD_COUNTERS {
+        assert!(
+            body.contains(&format!("# TYPE {name} counter\n")),
+            "{name}:\n{body}"
+        );
+    }
+    assert_eq!(
+        metric(&body, "ingestor_files_total{outcome=\"completed\"}"),
+        2.0
+    );
+    assert_eq!(metric(&body, "ingestor_records_ingested_total"), 500.0);
+    assert_eq!(metric(&body, "ingestor_copy_chunks_total"), 6.0);
+    let expected = [
+        ("ingestor_chunk_commit_seconds", 6.0),
+        ("ingestor_file_duration_seconds", 2.0),
+        ("ingestor_ingestion_lag_seconds", 2.0),
+    ];
+    for (name, count) in expected {
+        assert!(
+            body.contains(&format!("# TYPE {name} histogram\n")),
+            "{name}:\n{body}"
+        );
+        assert!(body.contains(&format!("# HELP {name} ")), "{name}:\n{body}");
+        assert_eq!(metric(&body, &format!("{name}_count")), count, "{name}");
+        let sum = metric(&body, &format!("{name}_sum"));
+        assert!(sum >= 0.0, "{name}_sum {sum}");
+        let buckets = buckets(&body, name);
+        assert!(
+            buckets.len() > 5,
+            "{name}: explicit buckets, not a summary:\n{body}"
+        );
+        assert_eq!(
+            buckets.last().unwrap(),
+            &("+Inf".to_string(), count),
+            "{name}"
+        );
+        assert!(
+            buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{name}: cumulative buckets {buckets:?}"
+        );
+    }
+    // The chunk transactions' time is the same in the counter and in the histogram.
+    let copy = metric(&body, "ingestor_copy_seconds_total");
+    let chunks = metric(&body, "ingestor_chunk_commit_seconds_sum");
+    assert!(
+        copy > 0.0 && (copy - chunks).abs() < 1e-3,
+        "{copy} vs {chunks}"
+    );
+    // So is the lag's: the old pair of counters beside the histogram.
+    assert_eq!(metric(&body, "ingestor_ingestion_lag_count_total"), 2.0);
+    let lag = metric(&body, "ingestor_ingestion_lag_seconds_total");
+    let lag_sum = metric(&body, "ingestor_ingestion_lag_seconds_sum");
+    assert!((lag - lag_sum).abs() < 1e-3, "{lag} vs {lag_sum}");
+
+    let stopped = util::terminate(child).await;
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
 }
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]

@@ -8,8 +8,8 @@ use sqlx::PgConnection;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::events;
 use crate::jobs::Lease;
-use crate::metrics::{self, METRICS};
 
 use super::lake::{Lake, LakeError, stem};
 use super::publish::Published;
@@ -128,8 +128,7 @@ impl AfterCommit {
     /// Counts the published files and removes the stale ones; a failure is logged (the
     /// job is already committed).
     pub async fn finish(self) {
-        metrics::add(&METRICS.parquet_files, self.files);
-        metrics::add(&METRICS.parquet_bytes, self.bytes);
+        events::parquet_published(self.files, self.bytes);
         if self.paths.is_empty() {
             return;
         }

@@ -1,6 +1,4 @@
-//! What a listing yields: listed objects, in pages, and the keys it skips.
-
-use crate::metrics::{self, METRICS};
+//! What a listing yields: listed objects, in pages (a key it skips is an `events::key_skipped`).
 
 /// One listed object, as discovery records it.
 #[derive(Debug, Clone)]
@@ -13,9 +11,3 @@ pub struct Listed {
 
 /// Keys per page handed to discovery.
 pub const PAGE_KEYS: usize = 1000;
-
-/// Counts and logs a listed key that cannot be stored as a job.
-pub fn skip_key(key: &str, reason: &str) {
-    metrics::add(&METRICS.keys_skipped, 1);
-    tracing::warn!(key = ?key, reason, "key skipped");
-}

@@ -15,7 +15,7 @@ pub mod local;
 pub mod raw_key;
 pub mod s3;
 
-pub use listed::{Listed, PAGE_KEYS, skip_key};
+pub use listed::{Listed, PAGE_KEYS};
 
 use std::path::PathBuf;
 use std::sync::Arc;

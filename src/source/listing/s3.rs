@@ -18,7 +18,8 @@ use object_store::client::{
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
-use super::listed::{Listed, skip_key};
+use super::listed::Listed;
+use crate::events;
 
 /// Request settings shared with the object store (`--s3-timeout-secs`,
 /// `INGESTOR_S3_RETRIES`).
@@ -317,7 +318,7 @@ impl Pages {
                     Some(key) => key,
                     None => {
                         self.skipped += 1;
-                        skip_key(&object.key, "key is not valid UTF-8 once decoded");
+                        events::key_skipped(&object.key, "key is not valid UTF-8 once decoded");
                         continue;
                     }
                 }
@@ -326,7 +327,7 @@ impl Pages {
             };
             if key.contains('\0') {
                 self.skipped += 1;
-                skip_key(&key, "a NUL character cannot be stored as text");
+                events::key_skipped(&key, "a NUL character cannot be stored as text");
                 continue;
             }
             page.push(Listed {
