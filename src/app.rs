@@ -65,28 +65,12 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
     };
     let include = include_set(&patterns)?;
     let concurrency = usize::from(args.pipeline.concurrency);
-    let (listing, display_root) = match &args.local_buckets {
-        Some(root) => {
-            let folder = root.join(&args.bucket);
-            let folder = folder
-                .canonicalize()
-                .with_context(|| format!("bucket folder {} does not exist", folder.display()))?;
-            // Listed by our own walk (object_store's follows every symlink); read through
-            // object_store's local store, which opens the file.
-            let store = object_store::local::LocalFileSystem::new_with_prefix(&folder)?;
-            let display = folder.display().to_string();
-            let listing = crate::source::listing::Listing::Local {
-                root: folder,
-                follow_symlinks: args.follow_symlinks,
-                store: Arc::new(store),
-            };
-            (listing, display)
-        }
-        None => (
-            config::s3_listing(&args.bucket, args.pipeline.s3_timeout_secs)?,
-            format!("s3://{}", args.bucket),
-        ),
-    };
+    let (listing, display_root) = config::bucket_listing(
+        &args.bucket,
+        args.local_buckets.as_deref(),
+        args.follow_symlinks,
+        args.pipeline.s3_timeout_secs,
+    )?;
     let pool = config::connect_worker(
         database_url,
         concurrency as u32 * 2 + 2,

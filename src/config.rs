@@ -16,6 +16,7 @@ use crate::limit::Limits;
 use crate::pipeline::{Ingest, Settings};
 use crate::sink::TargetTable;
 use crate::sink::parquet::{self as lake, Lake, LakeOptions};
+use crate::source::listing::Listing;
 use crate::transform::{PlanCache, Transform, TransformSql};
 
 pub use crate::jobs::MIGRATOR;
@@ -96,6 +97,37 @@ async fn connect_with(
         .await
         .context("cannot apply the database migrations")?;
     Ok(pool)
+}
+
+/// How bucket `bucket` is listed and read, and how logs name it: the folder
+/// `local_buckets/bucket` (listed by our own walk, which follows no symlink unless
+/// `follow_symlinks`, and read through object_store's local store) or the S3 bucket.
+pub fn bucket_listing(
+    bucket: &str,
+    local_buckets: Option<&std::path::Path>,
+    follow_symlinks: bool,
+    s3_timeout_secs: Option<u64>,
+) -> anyhow::Result<(Listing, String)> {
+    match local_buckets {
+        Some(root) => {
+            let folder = root.join(bucket);
+            let folder = folder
+                .canonicalize()
+                .with_context(|| format!("bucket folder {} does not exist", folder.display()))?;
+            let store = object_store::local::LocalFileSystem::new_with_prefix(&folder)?;
+            let display = folder.display().to_string();
+            let listing = Listing::Local {
+                root: folder,
+                follow_symlinks,
+                store: Arc::new(store),
+            };
+            Ok((listing, display))
+        }
+        None => Ok((
+            s3_listing(bucket, s3_timeout_secs)?,
+            format!("s3://{bucket}"),
+        )),
+    }
 }
 
 /// Whether a database on this host is reached through its Unix socket
