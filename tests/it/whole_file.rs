@@ -383,3 +383,41 @@ async fn json_functions_read_keys_the_builtin_schema_does_not_know(pool: PgPool)
         ]
     );
 }
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn small_files_in_one_group_each_get_their_own_group_by(pool: PgPool) {
+    sqlx::query(LEVEL_COUNTS).execute(&pool).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sql = util::write_file(dir.path(), "levels.sql", GROUP_BY.as_bytes());
+    let folder = dir.path().join("root").join("logs");
+    std::fs::create_dir_all(&folder).unwrap();
+    let files: Vec<_> = (0..12)
+        .map(|seed| level_file(&folder, &format!("f{seed:02}.json.gz"), 30 + seed, seed))
+        .collect();
+    let mut args: Vec<String> = ["run", "--json", "--bucket", "logs", "--local-buckets"]
+        .map(String::from)
+        .to_vec();
+    args.push(dir.path().join("root").to_str().unwrap().into());
+    args.extend(transform_args(&sql, "level_counts"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = util::command(&pool, &args)
+        .env("RUST_LOG", "ingestor=debug")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("group committed files=12"), "{stderr}");
+    for (path, counts) in &files {
+        let key = path.file_name().unwrap().to_str().unwrap();
+        let stored: BTreeMap<String, i64> =
+            sqlx::query_as("SELECT level, n FROM level_counts WHERE source_key = $1")
+                .bind(key)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect();
+        assert_eq!(&stored, counts, "{key}");
+    }
+}
