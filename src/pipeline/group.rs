@@ -1,7 +1,8 @@
 //! Small files in groups: each file of a group is read, decoded, transformed and encoded on
-//! its own (a whole-file plan still runs once per file), then the group's rows go into one
-//! COPY and every file is completed in the same transaction, each guarded by its own lease.
-//! Per file, what is left is one row of bookkeeping instead of a transaction.
+//! its own (a whole-file plan still runs once per file), then the rows of whole files go into
+//! one COPY and those files are completed in the same transaction (at most a chunk's records
+//! and bytes), each guarded by its own lease. Per file, what is left is one row of
+//! bookkeeping instead of a transaction.
 //!
 //! A file that cannot be ingested in its group (a read or decode fault, a row the database
 //! refuses, a lost lease anywhere in the group) is handed back to be ingested alone, by the
@@ -60,42 +61,46 @@ struct EncodedFile {
 /// returned in [`GroupDone::alone`], their leases untouched.
 pub async fn ingest_group(ingest: &Ingest, members: &[Member], cancel: &Cancel) -> GroupDone {
     let started = Instant::now();
-    let encoded: Vec<Result<EncodedFile, FileError>> = futures::stream::iter(0..members.len())
+    let (chunk_records, chunk_bytes) = (
+        ingest.settings.chunk_records as u64,
+        ingest.settings.chunk_bytes,
+    );
+    let mut encoded = futures::stream::iter(0..members.len())
         .map(|i| encode_file(ingest, &members[i].task))
         .buffered(READS_AT_ONCE)
-        .collect()
-        .await;
+        .enumerate();
     let mut done = GroupDone::default();
-    let mut ready = Vec::new();
-    let chunk_records = ingest.settings.chunk_records as u64;
-    for (i, file) in encoded.into_iter().enumerate() {
-        match file {
+    // Transactions of whole files, at most a chunk's records and bytes each
+    // (`--chunk-records`, `--chunk-mib`): what a group holds is bounded like a chunk.
+    let mut ready: Vec<(usize, EncodedFile)> = Vec::new();
+    let (mut records, mut bytes) = (0, 0);
+    while let Some((i, file)) = encoded.next().await {
+        let file = match file {
             // More records than a chunk: the one-file path commits it chunk by chunk.
-            Ok(file) if file.next_checkpoint > chunk_records => done.alone.push(i),
-            Ok(file) => ready.push((i, file)),
+            Ok(file) if file.next_checkpoint > chunk_records => {
+                done.alone.push(i);
+                continue;
+            }
+            Ok(file) => file,
             Err(error) => {
                 tracing::debug!(file = %members[i].task.display, %error, "taken out of its group: ingested alone");
                 done.alone.push(i);
+                continue;
             }
+        };
+        let size: usize = file.rows.iter().map(|rows| rows.len()).sum();
+        if !ready.is_empty()
+            && (records + file.next_checkpoint > chunk_records || bytes + size > chunk_bytes)
+        {
+            let full = std::mem::take(&mut ready);
+            commit_transaction(ingest, members, full, cancel, started, &mut done).await;
+            (records, bytes) = (0, 0);
         }
+        records += file.next_checkpoint;
+        bytes += size;
+        ready.push((i, file));
     }
-    // Transactions of at most a chunk's records (`--chunk-records`), whole files each.
-    let mut transactions: Vec<Vec<(usize, EncodedFile)>> = Vec::new();
-    let mut held = 0;
-    for (i, file) in ready {
-        let records = file.next_checkpoint;
-        match transactions.last_mut() {
-            Some(files) if held + records <= chunk_records => {
-                held += records;
-                files.push((i, file));
-            }
-            _ => {
-                held = records;
-                transactions.push(vec![(i, file)]);
-            }
-        }
-    }
-    for ready in transactions {
+    if !ready.is_empty() {
         commit_transaction(ingest, members, ready, cancel, started, &mut done).await;
     }
     done.alone.sort_unstable();

@@ -291,3 +291,26 @@ async fn three_workers_ingest_3000_small_objects_each_exactly_once(pool: PgPool)
         3_000
     );
 }
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn a_groups_transactions_hold_at_most_a_chunk_of_whole_files(pool: PgPool) {
+    let root = small_bucket(10, 20).await;
+    let mut args = run_args(&root);
+    args.extend(["--chunk-records", "50"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = util::command(&pool, &args)
+        .env("RUST_LOG", "ingestor=debug")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    // 20-record files, 50 records a chunk: two whole files per transaction.
+    assert_eq!(
+        stderr.matches("group committed files=2").count(),
+        5,
+        "{stderr}"
+    );
+    let (rows, twice) = per_file(&pool).await;
+    assert_eq!((rows, twice), (vec![20; 10], 0));
+}
