@@ -17,7 +17,7 @@ use globset::GlobSet;
 use tokio::task::JoinSet;
 
 use crate::events;
-use crate::jobs::{self, ClaimRules, ClaimedFile, Lease, Listed, Prefix, Reconnect};
+use crate::jobs::{self, ClaimRules, ClaimedFile, Lease, LeaseKeeper, Listed, Prefix, Reconnect};
 use crate::pipeline::{self, Cancel, FatalError, FileReport, FileTask, Ingest, Outcome, Summary};
 use crate::progress::FileCounts;
 use crate::source::listing::{Listing, Pages};
@@ -231,6 +231,8 @@ impl Runner {
         let cancel = self.cancel.clone();
         // Each file's one-file path, ready in case it is needed (a future does nothing
         // until awaited).
+        // Every claim of the task is renewed until its file is done or goes the one-file
+        // way (which renews its own): a task's later groups wait for the earlier ones.
         let prepared: Vec<Vec<_>> = groups
             .into_iter()
             .map(|group| {
@@ -238,7 +240,8 @@ impl Runner {
                     .into_iter()
                     .map(|file| {
                         let member = self.member(&file);
-                        (file.clone(), member, self.process(file))
+                        let keeper = LeaseKeeper::start(ingest.pool.clone(), self.lease(&file));
+                        (file.clone(), member, keeper, self.process(file))
                     })
                     .collect()
             })
@@ -249,27 +252,35 @@ impl Runner {
                 let mut members = Vec::new();
                 let mut alone = Vec::new();
                 let mut in_group = Vec::new();
-                for (file, member, one) in group {
+                for (file, member, keeper, one) in group {
                     let fresh = file.checkpoint == 0 && file.version.is_none() && !file.start_over;
                     match member {
                         Some(member) if fresh => {
                             members.push(member);
-                            in_group.push((file, one));
+                            in_group.push((file, keeper, one));
                         }
-                        _ => alone.push(one),
+                        _ => alone.push((keeper, one)),
                     }
                 }
                 if !members.is_empty() {
                     let result = pipeline::ingest_group(&ingest, &members, &cancel).await;
                     let mut in_group: Vec<_> = in_group.into_iter().map(Some).collect();
                     for (i, report) in result.completed {
-                        let (file, _) = in_group[i].take().expect("each file reported once");
+                        let (file, keeper, _) =
+                            in_group[i].take().expect("each file reported once");
+                        keeper.stop();
                         record_lag(&file, &report);
                         done.push((file.key, Ok(report)));
                     }
-                    alone.extend(in_group.into_iter().flatten().map(|(_, one)| one));
+                    alone.extend(
+                        in_group
+                            .into_iter()
+                            .flatten()
+                            .map(|(_, keeper, one)| (keeper, one)),
+                    );
                 }
-                for one in alone {
+                for (keeper, one) in alone {
+                    keeper.stop();
                     done.push(one.await);
                 }
             }

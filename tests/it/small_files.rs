@@ -314,3 +314,44 @@ async fn a_groups_transactions_hold_at_most_a_chunk_of_whole_files(pool: PgPool)
     let (rows, twice) = per_file(&pool).await;
     assert_eq!((rows, twice), (vec![20; 10], 0));
 }
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn a_group_longer_than_the_lease_keeps_its_claims(pool: PgPool) {
+    let root = small_bucket(12, 20).await;
+    let mut args = run_args(&root);
+    args.extend(["--lease-secs", "1"].map(String::from));
+    let slow: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .chain(["--concurrency", "1", "--max-records-per-sec", "100"])
+        .collect();
+    // One group of 240 records at 100 records/s: 2.4 s, over two leases.
+    let first = util::command(&pool, &slow).spawn().unwrap();
+    util::wait_until(
+        &pool,
+        "SELECT count(*) FROM processed_files WHERE status = 'PROCESSING'",
+        12,
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let second = util::run(&pool, &args).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(
+        second.count("files_completed"),
+        0,
+        "nothing taken over from a worker that is alive: {}",
+        second.stderr
+    );
+    let first = first.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(stdout.contains("\"files_completed\":12"), "{stdout}");
+    let lost = util::count(
+        &pool,
+        "SELECT count(*) FROM processed_files WHERE metadata ? 'workersLost'",
+    )
+    .await;
+    assert_eq!(lost, 0);
+    let (rows, twice) = per_file(&pool).await;
+    assert_eq!((rows, twice), (vec![20; 12], 0));
+}
