@@ -34,6 +34,10 @@ use super::transform_stage::transform_stage;
 /// Files of a group read at once: hides the latency of object stores.
 const READS_AT_ONCE: usize = 16;
 
+/// Records per Arrow batch of a group's files: their decoders are made per file, and
+/// buffers for 4,096 records cost more to allocate and clear than 20 records to decode.
+const SMALL_BATCH_RECORDS: usize = 256;
+
 /// A claimed file that may join a group.
 pub struct Member {
     pub task: FileTask,
@@ -209,6 +213,8 @@ async fn encode_file(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, Fi
     // One file is one piece of the group: never cut into chunks.
     settings.chunk_records = usize::MAX;
     settings.chunk_bytes = usize::MAX;
+    // Small files: batch buffers sized for them, not for 4,096 records each time.
+    settings.batch_records = settings.batch_records.min(SMALL_BATCH_RECORDS);
     let transform = ingest.plans.take().await?;
     let compressed = ByteCounter::default();
     let (bytes_tx, bytes_rx) = mpsc::channel(4);
