@@ -251,6 +251,42 @@ impl Stage {
     }
 }
 
+/// A small file decoded whole, at once, on the caller's thread (no stage, no channels):
+/// its RAW batches of up to `batch_records` records, its rejects, and the checkpoint after
+/// its last record. For files small enough that handing them between threads would cost
+/// more than decoding them.
+pub fn decode_whole(
+    bytes: &[u8],
+    source: SourceName,
+    batch_records: usize,
+) -> Result<(Vec<RecordBatch>, Vec<Reject>, u64), InputError> {
+    let mut framer = Framer::new().with_check(RawBatcher::check);
+    let mut frames = Frames::new();
+    let mut batcher = RawBatcher::new(source, batch_records).map_err(InputError::Decoder)?;
+    let (mut batches, mut rejects, mut next) = (Vec::new(), Vec::new(), 0);
+    let mut convert = |frames: &mut Frames, all: bool| -> Result<(), InputError> {
+        while frames.len() >= batch_records || (all && !frames.is_empty()) {
+            let n = frames.len().min(batch_records);
+            let (first, last) = (frames.frames[0].index, frames.frames[n - 1].index);
+            if let Some(batch) = batcher
+                .convert_front(frames, n, 0, &mut rejects)
+                .map_err(|cause| InputError::Arrow { first, last, cause })?
+            {
+                batches.push(batch);
+            }
+            next = last + 1;
+        }
+        Ok(())
+    };
+    for piece in bytes.chunks(PUSH_BYTES) {
+        framer.push(piece, &mut frames)?;
+        convert(&mut frames, false)?;
+    }
+    framer.finish(&mut frames)?;
+    convert(&mut frames, true)?;
+    Ok((batches, rejects, next))
+}
+
 /// Runs the decode stage until the input ends or fails, or the receiver goes away.
 pub fn run(
     mut input: Receiver<std::io::Result<Bytes>>,

@@ -25,11 +25,11 @@ use crate::source::{ByteCounter, ObjectVersion};
 
 use super::commit::Encoded;
 use super::decode_stage;
-use super::error::FileError;
+use super::error::{FileError, InputError};
 use super::read_stage::read_source;
 use super::report::{FileReport, Outcome};
 use super::task::{FileTask, Ingest};
-use super::transform_stage::transform_stage;
+use super::transform_stage::{encode_rows, transform_stage};
 
 /// Files of a group read at once: hides the latency of object stores.
 const READS_AT_ONCE: usize = 16;
@@ -207,8 +207,82 @@ async fn commit_group(
 }
 
 /// Reads, decodes, transforms and encodes all of one file (from its first record), its
-/// rows kept for the group's COPY.
+/// rows kept for the group's COPY. A row-wise transform of a file that is not Parquet takes
+/// the short way ([`encode_small`]); otherwise the file goes through the stages.
 async fn encode_file(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, FileError> {
+    if ingest.whole_file() || task.source.is_parquet() {
+        encode_staged(ingest, task).await
+    } else {
+        encode_small(ingest, task).await
+    }
+}
+
+/// The short way for a small file: read it whole (decompressed), decode it on this task,
+/// run each batch through the row-wise transform and encode it. No threads or channels
+/// between stages: for a file of a few records, handing it over cost more than the work.
+async fn encode_small(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, FileError> {
+    let (bytes_tx, mut bytes_rx) = mpsc::channel(4);
+    let (version_tx, version_rx) = oneshot::channel();
+    let read = read_source(
+        task.source.clone(),
+        ByteCounter::default(),
+        Arc::clone(&ingest.limits),
+        bytes_tx,
+        Some(version_tx),
+    );
+    let collect = async {
+        let mut all = Vec::new();
+        while let Some(bytes) = bytes_rx.recv().await {
+            all.extend_from_slice(&bytes?);
+        }
+        Ok::<_, std::io::Error>(all)
+    };
+    let ((), all) = tokio::join!(read, collect);
+    let all = all.map_err(|cause| InputError::Read {
+        decompressed: 0,
+        compressed: 0,
+        cause,
+    })?;
+    let name = SourceName {
+        bucket: task.bucket.as_str().into(),
+        key: task.key.as_str().into(),
+    };
+    let batch_records = ingest.settings.batch_records.min(SMALL_BATCH_RECORDS);
+    let (batches, rejects, next_checkpoint) =
+        decode_stage::decode_whole(&all, name, batch_records)?;
+    let read: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    ingest
+        .limits
+        .take_records(read + rejects.len() as u64)
+        .await;
+    let mut transform = ingest.plans.take().await?;
+    let mut rows = Vec::new();
+    let mut ingested = 0;
+    for batch in batches {
+        let out = transform.run(vec![batch]).await?;
+        let (data, n) = encode_rows(ingest.postgres.as_ref(), None, &out, 0).await?;
+        ingested += n;
+        if !data.is_empty() {
+            rows.push(data);
+        }
+    }
+    ingest.plans.give_back(transform);
+    Ok(EncodedFile {
+        rows,
+        counts: ChunkCounts {
+            ingested,
+            rejected: rejects.len() as u64,
+            filtered: read.saturating_sub(ingested),
+            read,
+        },
+        rejects,
+        next_checkpoint,
+        version: version_rx.await.ok(),
+    })
+}
+
+/// A small file through the stages (whole-file transforms, Parquet input).
+async fn encode_staged(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, FileError> {
     let mut settings = ingest.settings;
     // One file is one piece of the group: never cut into chunks.
     settings.chunk_records = usize::MAX;

@@ -209,7 +209,7 @@ async fn encode_piece(
 
 /// Hands the transform's rows to the Parquet writer and encodes them for COPY (into a
 /// buffer of `reserve` bytes first). Returns the COPY data and the number of rows.
-async fn encode_rows(
+pub(super) async fn encode_rows(
     sink: Option<&SinkPlan>,
     lake: Option<&mpsc::Sender<RecordBatch>>,
     batches: &[RecordBatch],
