@@ -355,3 +355,51 @@ async fn a_group_longer_than_the_lease_keeps_its_claims(pool: PgPool) {
     let (rows, twice) = per_file(&pool).await;
     assert_eq!((rows, twice), (vec![20; 12], 0));
 }
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn rejects_of_grouped_files_are_kept_once_with_their_index(pool: PgPool) {
+    let root = tempfile::tempdir().unwrap();
+    let folder = root.path().join("logs");
+    std::fs::create_dir_all(&folder).unwrap();
+    for f in 0..6 {
+        // Record 2 of every file is not an object.
+        let body = format!(
+            r#"[{{"level":30,"msg":"a{f}"}},{{"level":40,"msg":"b{f}"}},7,{{"level":50,"msg":"c{f}"}}]"#
+        );
+        util::write_file(
+            &folder,
+            &format!("f{f}.json.gz"),
+            &util::gzip(body.as_bytes()),
+        );
+    }
+    let args = run_args(&root);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = util::command(&pool, &args)
+        .env("RUST_LOG", "ingestor=debug")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("group committed files=6"), "{stderr}");
+    let (rows, twice) = per_file(&pool).await;
+    assert_eq!((rows, twice), (vec![3; 6], 0));
+    let rejects: Vec<(String, i64, String)> =
+        sqlx::query_as("SELECT s3_key, source_index, raw FROM rejected_records ORDER BY s3_key")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rejects.len(), 6, "{rejects:?}");
+    assert!(
+        rejects
+            .iter()
+            .all(|(_, index, raw)| *index == 2 && raw == "7")
+    );
+    let counted: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT records_ingested, records_rejected, checkpoint FROM processed_files",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(counted.iter().all(|c| *c == (3, 1, 4)), "{counted:?}");
+}
