@@ -38,12 +38,8 @@ async fn a_database_on_this_host_is_reached_through_its_unix_socket(pool: PgPool
 
     // The binary does the same, unless told not to.
     let args = ["jobs", "list"];
-    let run = util::command(&pool, &args)
-        .env("RUST_LOG", "ingestor=debug")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
+    let run = util::run_debug(&pool, &args).await;
+    let stderr = &run.stderr;
     assert!(stderr.contains("through its Unix socket"), "{stderr}");
     let run = util::command(&pool, &args)
         .env("RUST_LOG", "ingestor=debug")
@@ -174,14 +170,10 @@ async fn a_group_with_a_corrupt_file_commits_the_others(pool: PgPool) {
     std::fs::write(&names[4], &bytes[..bytes.len() / 2]).unwrap();
     let args = run_args(&root);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = util::command(&pool, &args)
-        .env("RUST_LOG", "ingestor=debug")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    let run = util::run_debug(&pool, &args).await;
+    let stdout = &run.stdout;
+    let stderr = &run.stderr;
+    assert_eq!(run.code, 3, "{stderr}");
     assert!(stdout.contains("\"files_completed\":9"), "{stdout}");
     assert!(stdout.contains("\"files_failed\":1"), "{stdout}");
     assert!(
@@ -298,13 +290,9 @@ async fn a_groups_transactions_hold_at_most_a_chunk_of_whole_files(pool: PgPool)
     let mut args = run_args(&root);
     args.extend(["--chunk-records", "50"].map(String::from));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = util::command(&pool, &args)
-        .env("RUST_LOG", "ingestor=debug")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{stderr}");
+    let run = util::run_debug(&pool, &args).await;
+    let stderr = &run.stderr;
+    assert_eq!(run.code, 0, "{stderr}");
     // 20-record files, 50 records a chunk: two whole files per transaction.
     assert_eq!(
         stderr.matches("group committed files=2").count(),
@@ -374,13 +362,9 @@ async fn rejects_of_grouped_files_are_kept_once_with_their_index(pool: PgPool) {
     }
     let args = run_args(&root);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = util::command(&pool, &args)
-        .env("RUST_LOG", "ingestor=debug")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{stderr}");
+    let run = util::run_debug(&pool, &args).await;
+    let stderr = &run.stderr;
+    assert_eq!(run.code, 0, "{stderr}");
     assert!(stderr.contains("group committed files=6"), "{stderr}");
     let (rows, twice) = per_file(&pool).await;
     assert_eq!((rows, twice), (vec![3; 6], 0));
@@ -402,4 +386,46 @@ async fn rejects_of_grouped_files_are_kept_once_with_their_index(pool: PgPool) {
     .await
     .unwrap();
     assert!(counted.iter().all(|c| *c == (3, 1, 4)), "{counted:?}");
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn a_row_the_database_refuses_in_a_group_is_rejected_and_the_others_land(pool: PgPool) {
+    sqlx::query(
+        "ALTER TABLE logs ADD CONSTRAINT no_poison CHECK (message IS DISTINCT FROM 'poison')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let folder = root.path().join("logs");
+    std::fs::create_dir_all(&folder).unwrap();
+    for f in 0..8 {
+        // File 3's second record is refused by the table's constraint.
+        let second = if f == 3 { "poison" } else { "fine" };
+        let body = format!(
+            r#"[{{"level":30,"message":"a{f}"}},{{"level":40,"message":"{second}"}},{{"level":50,"message":"c{f}"}}]"#
+        );
+        util::write_file(
+            &folder,
+            &format!("f{f}.json.gz"),
+            &util::gzip(body.as_bytes()),
+        );
+    }
+    let args = run_args(&root);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = util::run_debug(&pool, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.count("files_completed"), 8, "{}", run.stdout);
+    let (rows, twice) = per_file(&pool).await;
+    assert_eq!(twice, 0);
+    assert_eq!(rows, vec![3, 3, 3, 2, 3, 3, 3, 3]);
+    let rejects: Vec<(String, i64, String)> =
+        sqlx::query_as("SELECT s3_key, source_index, error FROM rejected_records")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    let (key, index, error) = &rejects[0];
+    assert!(key.ends_with("f3.json.gz") && *index == 1, "{rejects:?}");
+    assert!(error.contains("no_poison"), "{error}");
 }

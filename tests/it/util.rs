@@ -84,6 +84,20 @@ pub async fn run(pool: &PgPool, args: &[&str]) -> Run {
     }
 }
 
+/// Runs `ingestor ARGS` to completion with `ingestor`'s debug lines on stderr.
+pub async fn run_debug(pool: &PgPool, args: &[&str]) -> Run {
+    let output = command(pool, args)
+        .env("RUST_LOG", "ingestor=debug")
+        .output()
+        .await
+        .expect("ingestor runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
 /// `ingestor ingest-file --json [EXTRA...] PATH`.
 pub async fn ingest(pool: &PgPool, path: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["ingest-file", "--json"];

@@ -400,13 +400,9 @@ async fn small_files_in_one_group_each_get_their_own_group_by(pool: PgPool) {
     args.push(dir.path().join("root").to_str().unwrap().into());
     args.extend(transform_args(&sql, "level_counts"));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = util::command(&pool, &args)
-        .env("RUST_LOG", "ingestor=debug")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{stderr}");
+    let run = util::run_debug(&pool, &args).await;
+    let stderr = &run.stderr;
+    assert_eq!(run.code, 0, "{stderr}");
     assert!(stderr.contains("group committed files=12"), "{stderr}");
     for (path, counts) in &files {
         let key = path.file_name().unwrap().to_str().unwrap();
