@@ -601,3 +601,44 @@ async fn progress_counts_files_not_attempts(pool: PgPool) {
             .unwrap();
     assert_eq!(attempts, 4, "the file was tried four times in the pass");
 }
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn small_s3_objects_are_ingested_in_groups_each_exactly_once(pool: PgPool) {
+    let s3 = S3Server::start().await;
+    let store = s3.bucket("smalls").await;
+    for i in 0..40 {
+        put(
+            &store,
+            &format!("host-{}/{i:02}.json.gz", i % 4),
+            object(i, 25, 1_730_800_800_000 + i as i64 * 60_000),
+        )
+        .await;
+    }
+    let output = run_command(&pool, &s3.endpoint(), "smalls", &[])
+        .env("RUST_LOG", "ingestor=debug")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("group committed"),
+        "read from S3 in groups: {stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("\"files_completed\":40"),
+        "{stderr}"
+    );
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT (source_key, source_index)) FROM logs")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((rows, distinct), (1_000, 1_000));
+    let etags = util::count(
+        &pool,
+        "SELECT count(*) FROM processed_files WHERE status = 'COMPLETED' AND etag IS NOT NULL AND checkpoint = 25",
+    )
+    .await;
+    assert_eq!(etags, 40, "each object's version and checkpoint recorded");
+}
