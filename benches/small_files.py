@@ -16,12 +16,27 @@ about what they cost through the socket.
 
   python3 benches/small_files.py --files 5000 --records 100000 --runs 3 [--concurrency 3]
 
-Needs a release build (`cargo build --release`), PostgreSQL on DATABASE_URL (127.0.0.1; a
-database named by --database is created) and psql.
+With --s3, the small files come from an S3-protocol server instead (moto, started here, as
+the tests do), behind the `fault-proxy` of crates/s3kit adding --latency-ms (20) to every
+request. Each round runs, in turn:
+  get-loop       a plain concurrent GET loop through object_store (crates/s3kit's
+                 `get-loop`, --in-flight 64): list the bucket, read every object whole
+  ingest-cN      `ingestor run --bucket` at --concurrency N, for each N of --s3-concurrency
+and prints files/s, the ratio to the GET loop (goal: at least 0.8 whatever --concurrency)
+and the requests each made per file, by kind, as the proxy counted them.
+
+  python3 benches/small_files.py --s3 --files 5000 --records 100000 --runs 3
+
+Needs a release build of the workspace (`cargo build --release --workspace`), PostgreSQL on
+DATABASE_URL (127.0.0.1; a database named by --database is created), psql, and for --s3
+moto (`bash scripts/setup-test-s3.sh`).
 """
 
 import argparse
+import http.client
+import json
 import os
+import socket
 import shutil
 import statistics
 import subprocess
@@ -47,6 +62,10 @@ def main():
     parser.add_argument("--database", default="ingestor_small_files")
     parser.add_argument("--data", default=str(ROOT / "bench-data" / "small-files"))
     parser.add_argument("--binary", default=os.environ.get("INGESTOR_BIN", str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "ingestor")))
+    parser.add_argument("--s3", action="store_true", help="the small files from an S3-protocol server behind a latency proxy")
+    parser.add_argument("--latency-ms", type=int, default=20)
+    parser.add_argument("--in-flight", type=int, default=64, help="the GET loop's requests in flight")
+    parser.add_argument("--s3-concurrency", default="1,3", help="--concurrency values of the ingestion runs")
     args = parser.parse_args()
 
     admin = os.environ.get("DATABASE_URL")
@@ -67,6 +86,9 @@ def main():
             folder.mkdir(parents=True)
             sh(args.binary, "generate", "--out", str(folder), "--files", str(files), "--records", str(records))
             marker.touch()
+
+    if args.s3:
+        return s3_rounds(args, url, data / "small", layouts["small"])
 
     modes = [("big", "big", {}, []),
              ("small", "small", {}, []),
@@ -112,6 +134,107 @@ def main():
     print(f"  grouped vs alone (socket)          {median['small-alone'] / median['small']:8.2f}x faster")
     if "small-alone-tcp" in median:
         print(f"  alone, TCP / socket                {median['small-alone-tcp'] / median['small-alone']:8.2f}")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port, what):
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"{what} did not start listening on 127.0.0.1:{port}")
+
+
+def proxy_counts(port, reset=False):
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    conn.request("POST" if reset else "GET", "/_proxy/reset" if reset else "/_proxy/counts")
+    return json.loads(conn.getresponse().read())
+
+
+def s3_rounds(args, url, folder, layout):
+    """The S3 comparison (see the module's comment)."""
+    files, records = layout
+    bin_dir = Path(args.binary).parent
+    proxy_bin, loop_bin = bin_dir / "fault-proxy", bin_dir / "get-loop"
+    for tool in (proxy_bin, loop_bin):
+        if not tool.exists():
+            sys.exit(f"{tool} is missing: run `cargo build --release --workspace`")
+    moto = Path(os.environ.get("INGESTOR_TEST_MOTO", Path.home() / ".cache/ingestor-s3/bin/moto_server"))
+    if not moto.exists():
+        sys.exit(f"the S3 test server is missing at {moto}: run `bash scripts/setup-test-s3.sh`")
+    moto_port = free_port()
+    children = [subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(moto_port)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        wait_for(moto_port, "moto_server")
+        conn = http.client.HTTPConnection("127.0.0.1", moto_port)
+        conn.request("PUT", "/logs")
+        conn.getresponse().read()
+        keys = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        assert len(keys) == files, f"{len(keys)} files under {folder}, expected {files}"
+        for path in keys:
+            key = path.relative_to(folder / "logs").as_posix()
+            conn.request("PUT", f"/logs/{key}", body=path.read_bytes())
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200, f"PUT {key}: {response.status}"
+        proxy = subprocess.Popen([str(proxy_bin), "--upstream", str(moto_port), "--latency-ms", str(args.latency_ms)],
+                                 stdout=subprocess.PIPE, text=True)
+        children.append(proxy)
+        proxy_port = int(proxy.stdout.readline().strip().rsplit(":", 1)[1])
+        endpoint = f"http://127.0.0.1:{proxy_port}"
+        env = {**os.environ, "DATABASE_URL": url, "AWS_ENDPOINT": endpoint, "AWS_REGION": "us-east-1",
+               "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+        concurrencies = [int(c) for c in args.s3_concurrency.split(",")]
+        modes = ["get-loop"] + [f"ingest-c{c}" for c in concurrencies]
+        walls = {mode: [] for mode in modes}
+        requests = {}
+        for run in range(args.runs):
+            for mode in modes:
+                proxy_counts(proxy_port, reset=True)
+                if mode == "get-loop":
+                    cmd = [str(loop_bin), "--endpoint", endpoint, "--bucket", "logs", "--in-flight", str(args.in_flight)]
+                else:
+                    sh("psql", url, "-qc", "TRUNCATE logs, processed_files, rejected_records; CHECKPOINT")
+                    cmd = [args.binary, "run", "--bucket", "logs", "--json", "--quiet",
+                           "--concurrency", mode.rsplit("c", 1)[1]]
+                start = time.perf_counter()
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                wall = time.perf_counter() - start
+                if proc.returncode != 0:
+                    sys.exit(f"{mode} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+                if mode == "get-loop":
+                    seen = json.loads(proc.stdout)["files"]
+                    assert seen == files, f"get-loop read {seen} objects, expected {files}"
+                else:
+                    done = sh("psql", url, "-Atc", "SELECT count(*) FROM processed_files WHERE status = 'COMPLETED'").stdout.strip()
+                    rows = sh("psql", url, "-Atc", "SELECT count(*) FROM logs").stdout.strip()
+                    if int(done) != files or int(rows) != files * records:
+                        sys.exit(f"{mode}: {done} files, {rows} rows; expected {files}, {files * records}")
+                counts = proxy_counts(proxy_port)
+                requests[mode] = {k: v for k, v in counts.items() if v}
+                walls[mode].append(wall)
+                print(f"run {run + 1} {mode:12} {wall:7.2f} s  {files / wall:8,.0f} files/s  "
+                      f"requests {requests[mode]}", flush=True)
+        print(f"\nmedians over {args.runs} runs, {files:,} objects of {records} records, "
+              f"{args.latency_ms} ms added to each request")
+        median = {mode: statistics.median(w) for mode, w in walls.items()}
+        for mode in modes:
+            per_file = ", ".join(f"{k} {v / files:.3f}" for k, v in requests[mode].items())
+            print(f"  {mode:12} {median[mode]:7.2f} s  {files / median[mode]:8,.0f} files/s  "
+                  f"{median['get-loop'] / median[mode]:5.2f} of the GET loop  requests per file: {per_file}")
+        print("\ngoal: every ingest run at least 0.80 of the GET loop's files/s")
+    finally:
+        for child in reversed(children):
+            child.terminate()
+            child.wait()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-//! Process-wide rate limits (`--max-records-per-sec`, `--max-bytes-per-sec`), so a backfill
-//! can run next to production traffic without starving the database.
+//! Process-wide limits: rates (`--max-records-per-sec`, `--max-bytes-per-sec`), so a
+//! backfill can run next to production traffic without starving the database, and the
+//! small files read at once ([`READS_AT_ONCE`]).
 //!
 //! A limiter hands out time slots: taking `n` units reserves `n / rate` seconds after the
 //! previous reservation and waits until that slot has passed, so every file in flight shares
@@ -43,11 +44,25 @@ impl RateLimiter {
     }
 }
 
+/// Small files read ahead at once in a process, whatever `--concurrency` (the number of
+/// COPY streams): enough requests in flight to hide an object store's latency (64 objects
+/// of a few KB each per 20 ms round trip are 3,200 objects/s), few enough for its rate
+/// limits and for memory (each holds one small file, at most 256 KiB stored).
+pub const READS_AT_ONCE: usize = 64;
+
 /// The limits of a process; `None` means unlimited.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Limits {
     pub records: Option<RateLimiter>,
     pub bytes: Option<RateLimiter>,
+    /// Small files being read ([`READS_AT_ONCE`] permits).
+    pub reads: tokio::sync::Semaphore,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::new(None, None)
+    }
 }
 
 impl Limits {
@@ -56,6 +71,7 @@ impl Limits {
         Self {
             records: positive(records_per_sec),
             bytes: positive(bytes_per_sec),
+            reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
         }
     }
 

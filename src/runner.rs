@@ -9,7 +9,7 @@
 //! Keys are listed as plain strings ([`crate::source::listing`]): an odd key never stops
 //! discovery; one that cannot be read ends FAILED with the cause, without retries.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -36,6 +36,18 @@ pub const GROUP_BYTES: u64 = 4 << 20;
 
 /// What a task of a pass hands back: each file it took, with its report.
 type Done = Vec<(String, anyhow::Result<FileReport>)>;
+
+/// A file's one-file path, ready in case it is needed (it does nothing until awaited).
+type OneFile = std::pin::Pin<Box<dyn Future<Output = (String, anyhow::Result<FileReport>)> + Send>>;
+
+/// A claimed small file waiting for its group's task (see [`Runner::queue`]).
+struct Queued {
+    file: ClaimedFile,
+    /// Its place in a group, reading; None when it goes the one-file way.
+    member: Option<pipeline::Member>,
+    keeper: LeaseKeeper,
+    one: OneFile,
+}
 
 /// One bucket's passes.
 pub struct Runner {
@@ -129,44 +141,57 @@ impl Runner {
     /// Claims and processes files until none is eligible, `concurrency` at a time. Failed
     /// files with attempts left are retried within the pass once their backoff elapsed, if
     /// that is within [`MAX_RETRY_WAIT`]; later ones are left to a later pass.
+    ///
+    /// Small files are claimed ahead, in groups, and read as soon as they are claimed
+    /// ([`pipeline::read_ahead`]): while `concurrency` tasks write groups, the next groups
+    /// are being read.
     async fn drain(&self, reports: &mut HashMap<String, FileReport>) -> anyhow::Result<()> {
         let mut running = JoinSet::new();
+        let group_files = self.ingest.settings.group_files;
+        let grouping = group_files > 1 && self.ingest.lake.is_none();
+        // Claimed small files, read ahead, in groups waiting for a task. Kept at two
+        // groups' worth beyond the running ones: what they hold is bounded by
+        // (`concurrency` + 2) groups of at most GROUP_BYTES stored.
+        let mut queued: VecDeque<Vec<Queued>> = VecDeque::new();
+        let read_ahead = 2 * group_files;
         loop {
-            if !self.cancel.is_cancelled() && running.len() < self.concurrency {
+            let queued_files: usize = queued.iter().map(Vec::len).sum();
+            let mut gave_up_lost = false;
+            if !self.cancel.is_cancelled() && grouping && queued_files < read_ahead {
                 self.give_up_lost(reports).await?;
-                let group_files = self.ingest.settings.group_files;
-                if group_files > 1 && self.ingest.lake.is_none() {
-                    let free = self.concurrency - running.len();
-                    let small = self
-                        .reconnect
-                        .retry("claim small files", || {
-                            jobs::claim_small_page(
-                                &self.ingest.pool,
-                                &self.bucket,
-                                &self.prefix,
-                                free * group_files,
-                                self.rules,
-                                SMALL_FILE_BYTES,
-                            )
-                        })
-                        .await
-                        .context("cannot claim files")?;
-                    for file in &small {
-                        self.count_claim(file, reports);
-                    }
-                    // At most `free` tasks: a task takes its groups one after the other.
-                    let groups = groups(small, group_files, GROUP_BYTES);
-                    let tasks = free.min(groups.len());
-                    let mut shares: Vec<Vec<Vec<ClaimedFile>>> = vec![Vec::new(); tasks];
-                    for (i, group) in groups.into_iter().enumerate() {
-                        shares[i % tasks.max(1)].push(group);
-                    }
-                    for share in shares {
-                        running.spawn(self.process_groups(share));
-                    }
+                gave_up_lost = true;
+                let want = read_ahead - queued_files
+                    + group_files * self.concurrency.saturating_sub(running.len());
+                let small = self
+                    .reconnect
+                    .retry("claim small files", || {
+                        jobs::claim_small_page(
+                            &self.ingest.pool,
+                            &self.bucket,
+                            &self.prefix,
+                            want,
+                            self.rules,
+                            SMALL_FILE_BYTES,
+                        )
+                    })
+                    .await
+                    .context("cannot claim files")?;
+                for file in &small {
+                    self.count_claim(file, reports);
+                }
+                for group in groups(small, group_files, GROUP_BYTES) {
+                    queued.push_back(group.into_iter().map(|f| self.queue(f)).collect());
                 }
             }
+            while running.len() < self.concurrency
+                && let Some(group) = queued.pop_front()
+            {
+                running.spawn(self.process_group(group));
+            }
             if !self.cancel.is_cancelled() && running.len() < self.concurrency {
+                if !gave_up_lost {
+                    self.give_up_lost(reports).await?;
+                }
                 let free = self.concurrency - running.len();
                 let claimed = self
                     .reconnect
@@ -220,69 +245,56 @@ impl Runner {
         }
     }
 
-    /// Ingests `groups` one after the other. A file that cannot be ingested in its group
-    /// (see [`pipeline::ingest_group`]), or that does not start from its first record, is
+    /// A claimed small file, waiting for its group's task: its claim renewed from now on,
+    /// its reading started when it can join a group (it starts from its first record).
+    fn queue(&self, file: ClaimedFile) -> Queued {
+        let fresh = file.checkpoint == 0 && file.version.is_none() && !file.start_over;
+        Queued {
+            member: fresh.then(|| self.member(&file)).flatten(),
+            keeper: LeaseKeeper::start(self.ingest.pool.clone(), self.lease(&file)),
+            one: Box::pin(self.process(file.clone())),
+            file,
+        }
+    }
+
+    /// Ingests a group of small files. A file that cannot be ingested in its group (see
+    /// [`pipeline::ingest_group`]), or that does not start from its first record, is
     /// ingested alone.
-    fn process_groups(
-        &self,
-        groups: Vec<Vec<ClaimedFile>>,
-    ) -> impl Future<Output = Done> + Send + 'static {
+    fn process_group(&self, group: Vec<Queued>) -> impl Future<Output = Done> + Send + 'static {
         let ingest = Arc::clone(&self.ingest);
         let cancel = self.cancel.clone();
-        // Each file's one-file path, ready in case it is needed (a future does nothing
-        // until awaited).
-        // Every claim of the task is renewed until its file is done or goes the one-file
-        // way (which renews its own): a task's later groups wait for the earlier ones.
-        let prepared: Vec<Vec<_>> = groups
-            .into_iter()
-            .map(|group| {
-                group
-                    .into_iter()
-                    .map(|file| {
-                        let member = self.member(&file);
-                        let keeper = LeaseKeeper::start(ingest.pool.clone(), self.lease(&file));
-                        (file.clone(), member, keeper, self.process(file))
-                    })
-                    .collect()
-            })
-            .collect();
         async move {
             let mut done = Done::new();
-            for group in prepared {
-                let mut members = Vec::new();
-                let mut alone = Vec::new();
-                let mut in_group = Vec::new();
-                for (file, member, keeper, one) in group {
-                    let fresh = file.checkpoint == 0 && file.version.is_none() && !file.start_over;
-                    match member {
-                        Some(member) if fresh => {
-                            members.push(member);
-                            in_group.push((file, keeper, one));
-                        }
-                        _ => alone.push((keeper, one)),
+            let mut members = Vec::new();
+            let mut in_group = Vec::new();
+            let mut alone = Vec::new();
+            for queued in group {
+                match queued.member {
+                    Some(member) => {
+                        members.push(member);
+                        in_group.push(Some((queued.file, queued.keeper, queued.one)));
                     }
+                    None => alone.push((queued.keeper, queued.one)),
                 }
-                if !members.is_empty() {
-                    let result = pipeline::ingest_group(&ingest, &members, &cancel).await;
-                    let mut in_group: Vec<_> = in_group.into_iter().map(Some).collect();
-                    for (i, report) in result.completed {
-                        let (file, keeper, _) =
-                            in_group[i].take().expect("each file reported once");
-                        keeper.stop();
-                        record_lag(&file, &report);
-                        done.push((file.key, Ok(report)));
-                    }
-                    alone.extend(
-                        in_group
-                            .into_iter()
-                            .flatten()
-                            .map(|(_, keeper, one)| (keeper, one)),
-                    );
-                }
-                for (keeper, one) in alone {
+            }
+            if !members.is_empty() {
+                let result = pipeline::ingest_group(&ingest, &mut members, &cancel).await;
+                for (i, report) in result.completed {
+                    let (file, keeper, _) = in_group[i].take().expect("each file reported once");
                     keeper.stop();
-                    done.push(one.await);
+                    record_lag(&file, &report);
+                    done.push((file.key, Ok(report)));
                 }
+                alone.extend(
+                    in_group
+                        .into_iter()
+                        .flatten()
+                        .map(|(_, keeper, one)| (keeper, one)),
+                );
+            }
+            for (keeper, one) in alone {
+                keeper.stop();
+                done.push(one.await);
             }
             done
         }
@@ -291,14 +303,16 @@ impl Runner {
     /// A claimed file as a member of a group, None when its key cannot be read.
     fn member(&self, file: &ClaimedFile) -> Option<pipeline::Member> {
         let source = self.listing.source(&file.key).ok()?;
+        let task = FileTask {
+            bucket: self.bucket.clone(),
+            key: file.key.clone(),
+            display: self.display(&file.key),
+            source,
+            size: file.size,
+        };
         Some(pipeline::Member {
-            task: FileTask {
-                bucket: self.bucket.clone(),
-                key: file.key.clone(),
-                display: self.display(&file.key),
-                source,
-                size: file.size,
-            },
+            read: pipeline::read_ahead(&self.ingest, &task),
+            task,
             lease: self.lease(file),
         })
     }

@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::buffers::RowsBuffer;
@@ -31,17 +30,36 @@ use super::report::{FileReport, Outcome};
 use super::task::{FileTask, Ingest};
 use super::transform_stage::{encode_rows, transform_stage};
 
-/// Files of a group read at once: hides the latency of object stores.
-const READS_AT_ONCE: usize = 16;
-
 /// Records per Arrow batch of a group's files: their decoders are made per file, and
 /// buffers for 4,096 records cost more to allocate and clear than 20 records to decode.
 const SMALL_BATCH_RECORDS: usize = 256;
 
-/// A claimed file that may join a group.
+/// A claimed file that may join a group, its reading started ([`read_ahead`]).
 pub struct Member {
     pub task: FileTask,
     pub lease: Lease,
+    pub read: ReadAhead,
+}
+
+/// A small file being read, decoded, transformed and encoded on a task of its own, so that
+/// object stores' latency is hidden: files are read ahead of the group that commits them,
+/// [`crate::limit::READS_AT_ONCE`] at a time in the process whatever `--concurrency`, and
+/// go on while earlier groups are written. Dropping it stops the work.
+pub struct ReadAhead(tokio::task::JoinHandle<Result<EncodedFile, FileError>>);
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts reading `task` whole (see [`ReadAhead`]).
+pub fn read_ahead(ingest: &Arc<Ingest>, task: &FileTask) -> ReadAhead {
+    let (ingest, task) = (Arc::clone(ingest), task.clone());
+    ReadAhead(tokio::spawn(async move {
+        let _permit = ingest.limits.reads.acquire().await;
+        encode_file(&ingest, &task).await
+    }))
 }
 
 /// How a group went: the files it completed, and those to ingest alone (indices into the
@@ -53,7 +71,7 @@ pub struct GroupDone {
 }
 
 /// One file, encoded whole.
-struct EncodedFile {
+pub struct EncodedFile {
     rows: Vec<RowsBuffer>,
     rejects: Vec<Reject>,
     counts: ChunkCounts,
@@ -63,22 +81,24 @@ struct EncodedFile {
 
 /// Ingests `members` as one group (see the module's comment). The files it cannot take are
 /// returned in [`GroupDone::alone`], their leases untouched.
-pub async fn ingest_group(ingest: &Ingest, members: &[Member], cancel: &Cancel) -> GroupDone {
+pub async fn ingest_group(ingest: &Ingest, members: &mut [Member], cancel: &Cancel) -> GroupDone {
     let started = Instant::now();
     let (chunk_records, chunk_bytes) = (
         ingest.settings.chunk_records as u64,
         ingest.settings.chunk_bytes,
     );
-    let mut encoded = futures::stream::iter(0..members.len())
-        .map(|i| encode_file(ingest, &members[i].task))
-        .buffered(READS_AT_ONCE)
-        .enumerate();
     let mut done = GroupDone::default();
     // Transactions of whole files, at most a chunk's records and bytes each
     // (`--chunk-records`, `--chunk-mib`): what a group holds is bounded like a chunk.
     let mut ready: Vec<(usize, EncodedFile)> = Vec::new();
     let (mut records, mut bytes) = (0, 0);
-    while let Some((i, file)) = encoded.next().await {
+    for i in 0..members.len() {
+        let file = match (&mut members[i].read.0).await {
+            Ok(file) => file,
+            Err(panic) => Err(FileError::Stage(format!(
+                "reading the file failed: {panic}"
+            ))),
+        };
         let file = match file {
             // More records than a chunk: the one-file path commits it chunk by chunk.
             Ok(file) if file.next_checkpoint > chunk_records => {
