@@ -642,3 +642,39 @@ async fn small_s3_objects_are_ingested_in_groups_each_exactly_once(pool: PgPool)
     .await;
     assert_eq!(etags, 40, "each object's version and checkpoint recorded");
 }
+
+/// Issue 18: small objects are read many at once whatever `--concurrency` (the COPY
+/// streams): at concurrency 1, behind 50 ms of latency, the proxy sees far more GETs in
+/// flight than the 16 one group used to read at once.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn small_s3_objects_are_read_many_at_once_whatever_the_concurrency(pool: PgPool) {
+    let s3 = S3Server::start().await;
+    let store = s3.bucket("ahead").await;
+    for i in 0..200 {
+        put(
+            &store,
+            &format!("host-{}/{i:03}.json.gz", i % 5),
+            object(i, 5, 1_730_800_800_000 + i as i64 * 60_000),
+        )
+        .await;
+    }
+    let proxy = FaultProxy::launch(ingestor_s3kit::Options {
+        latency: std::time::Duration::from_millis(50),
+        ..ingestor_s3kit::Options::new(s3.port)
+    })
+    .await
+    .unwrap();
+    let done = run(&pool, &proxy.endpoint(), "ahead", &["--concurrency", "1"]).await;
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(util::count(&pool, "SELECT count(*) FROM logs").await, 1_000);
+    assert_eq!(
+        proxy.counts.get(ingestor_s3kit::Kind::Get),
+        200,
+        "one GET per object"
+    );
+    let peak = proxy.counts.peak_in_flight();
+    assert!(
+        peak >= 40,
+        "at most {peak} requests in flight at concurrency 1: small objects are not read ahead"
+    );
+}

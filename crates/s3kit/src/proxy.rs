@@ -94,11 +94,13 @@ impl Kind {
     }
 }
 
-/// Requests seen, by kind, and faults injected.
+/// Requests seen, by kind, faults injected, and the most requests in flight at once.
 #[derive(Default)]
 pub struct Counts {
     by_kind: [AtomicU64; 7],
     faults: AtomicU64,
+    in_flight: AtomicU64,
+    peak: AtomicU64,
 }
 
 impl Counts {
@@ -118,21 +120,47 @@ impl Counts {
         self.faults.load(Ordering::Relaxed)
     }
 
+    /// The most requests the proxy held at once (received, not yet answered).
+    pub fn peak_in_flight(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        InFlight(self)
+    }
+
     pub fn reset(&self) {
         for count in &self.by_kind {
             count.store(0, Ordering::Relaxed);
         }
         self.faults.store(0, Ordering::Relaxed);
+        self.peak
+            .store(self.in_flight.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
-    /// `{"get":N,"head":N,...,"faults":N}`
+    /// `{"get":N,"head":N,...,"faults":N,"peak_in_flight":N}`
     pub fn to_json(&self) -> String {
         let mut out = String::from("{");
         for kind in Kind::ALL {
             out.push_str(&format!("\"{}\":{},", kind.name(), self.get(kind)));
         }
-        out.push_str(&format!("\"faults\":{}}}", self.faults()));
+        out.push_str(&format!(
+            "\"faults\":{},\"peak_in_flight\":{}}}",
+            self.faults(),
+            self.peak_in_flight()
+        ));
         out
+    }
+}
+
+/// A request being handled; counted out when dropped.
+struct InFlight<'a>(&'a Counts);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -347,6 +375,7 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             continue;
         }
         shared.counts.add(Kind::of(line));
+        let _in_flight = shared.counts.enter();
         if !options.latency.is_zero() {
             tokio::time::sleep(options.latency).await;
         }
