@@ -99,6 +99,11 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
         reconnect: reconnect(&args.pipeline, &cancel),
         files: Arc::new(FileCounts::default()),
         on_change: args.on_change,
+        discovery: crate::runner::Discovery {
+            incremental: (args.follow && args.reconcile_interval > 0.0)
+                .then(|| std::time::Duration::from_secs_f64(args.reconcile_interval)),
+            full_scan: args.full_scan.into(),
+        },
     };
     if args.dry_run {
         return dry_run(&runner).await;

@@ -72,11 +72,18 @@ pub struct RunArgs {
     #[arg(long, env = "INGESTOR_FOLLOW_SYMLINKS")]
     pub follow_symlinks: bool,
 
-    /// Does nothing yet, accepted for scripts: every pass lists the whole prefix anyway
-    /// (discovery never skips an unseen key). It will force a full listing once incremental
-    /// listing exists.
+    /// With --follow: the first pass lists the whole prefix, whatever the listing mark says
+    /// (a pass without --follow always does).
     #[arg(long, env = "INGESTOR_FULL_SCAN")]
     pub full_scan: bool,
+
+    /// With --follow: passes list only the keys after the greatest one listed so far (kept
+    /// per bucket and prefix in the database, shared by every worker), and the whole prefix
+    /// once the last full listing is older than this many seconds: it finds objects whose
+    /// keys sort before that mark (a late upload under an earlier name) and replaced ones.
+    /// 0: every pass lists the whole prefix.
+    #[arg(long, env = "INGESTOR_RECONCILE_INTERVAL", default_value_t = 3600.0, value_parser = seconds(0.0, 30.0 * 86_400.0))]
+    pub reconcile_interval: f64,
 
     /// List what would be ingested (new and retryable objects, with sizes) without writing.
     #[arg(long, env = "INGESTOR_DRY_RUN")]

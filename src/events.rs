@@ -142,6 +142,12 @@ pub fn entry_skipped(path: &Path, reason: &str, detail: Option<&str>) {
     }
 }
 
+/// A full listing found `n` new objects sorting before the listing mark, which listings of
+/// the keys after the mark could not see (`ingestor_objects_found_by_full_listing_total`).
+pub fn found_by_full_listing(n: u64) {
+    instruments().found_by_full_listing.increment(n);
+}
+
 /// An attempt after a file's first one started (`ingestor_retries_total`).
 pub fn retry() {
     instruments().retries.increment(1);

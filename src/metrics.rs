@@ -114,6 +114,8 @@ pub struct Instruments {
     pub retries: Counter,
     /// Claims of files whose previous lease had expired (stuck jobs taken over).
     pub lease_takeovers: Counter,
+    /// New objects a full listing found before the listing mark.
+    pub found_by_full_listing: Counter,
     pub parquet_files: Counter,
     pub parquet_bytes: Counter,
     /// Sum and count of the lags between an object's last-modified time and its completion.
@@ -198,6 +200,10 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
         lease_takeovers: counter(
             "ingestor_lease_takeovers_total",
             "Files taken over from a worker whose lease expired.",
+        ),
+        found_by_full_listing: counter(
+            "ingestor_objects_found_by_full_listing_total",
+            "New objects a full listing found that sort before the listing mark (invisible to incremental listings).",
         ),
         parquet_files: counter(
             "ingestor_parquet_files_total",

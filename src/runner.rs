@@ -68,6 +68,33 @@ pub struct Runner {
     pub files: Arc<FileCounts>,
     /// What to do with a COMPLETED object whose version changed.
     pub on_change: OnChange,
+    /// How discovery lists the prefix.
+    pub discovery: Discovery,
+}
+
+/// How discovery lists a prefix, pass after pass.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// `--follow`'s `--reconcile-interval`: a pass lists only the keys after the prefix's
+    /// mark (the greatest key listed so far, kept in `listing_marks` for every worker), and
+    /// the whole prefix once the last full listing is older than this. None (a single
+    /// pass, or an interval of 0): every pass lists the whole prefix.
+    pub incremental: Option<std::time::Duration>,
+    /// `--full-scan`: the next pass lists the whole prefix whatever the mark says.
+    pub full_scan: std::sync::atomic::AtomicBool,
+}
+
+/// What one discovery did.
+#[derive(Debug, Default)]
+struct Discovered {
+    found: jobs::Discovered,
+    /// Listed entries skipped (odd keys, links not followed).
+    skipped: u64,
+    /// It listed the whole prefix (not only the keys after the mark).
+    full: bool,
+    /// New keys a full listing found that sort before the mark: objects incremental
+    /// listings could not see (uploaded late under an earlier name).
+    before_mark: u64,
 }
 
 /// What `run` does with a COMPLETED object that was replaced by a new version.
@@ -102,15 +129,20 @@ impl Runner {
         let mut reports = HashMap::new();
         self.drain(&mut reports).await?;
         if !self.cancel.is_cancelled() {
-            let (found, skipped) = self.discover_reconnecting().await?;
+            let done = self.discover_reconnecting().await?;
             tracing::info!(
                 bucket = %self.bucket,
                 prefix = %self.prefix,
-                new_objects = found.new,
-                replaced_objects = found.replaced,
-                skipped,
+                listing = if done.full { "full" } else { "incremental" },
+                new_objects = done.found.new,
+                replaced_objects = done.found.replaced,
+                skipped = done.skipped,
+                found_by_full_listing = done.before_mark,
                 "discovery done"
             );
+            if done.before_mark > 0 {
+                events::found_by_full_listing(done.before_mark);
+            }
             self.drain(&mut reports).await?;
         }
         let mut summary = Summary::default();
@@ -122,7 +154,7 @@ impl Runner {
 
     /// Discovery, started over once the database answers again if its connection failed
     /// (recording listed keys is idempotent).
-    async fn discover_reconnecting(&self) -> anyhow::Result<(jobs::Discovered, u64)> {
+    async fn discover_reconnecting(&self) -> anyhow::Result<Discovered> {
         loop {
             match self.discover().await {
                 Err(error) if jobs::caused_by_connection(&error) && !self.cancel.is_cancelled() => {
@@ -453,7 +485,11 @@ impl Runner {
         let mut pages = self.listing.pages(self.prefix.as_str());
         let mut planned = Vec::new();
         while let Some(page) = self.next_page(&mut pages).await? {
-            let page: Vec<(String, u64)> = page.into_iter().map(|o| (o.key, o.size)).collect();
+            let page: Vec<(String, u64)> = self
+                .included(page)
+                .into_iter()
+                .map(|o| (o.key, o.size))
+                .collect();
             if !page.is_empty() {
                 self.plan_page(&page, &mut planned).await?;
             }
@@ -468,15 +504,18 @@ impl Runner {
     }
 
     /// The next listed page, without the keys the include globs do not take.
+    /// The next page of the listing, every key of it (see [`Runner::included`]).
     async fn next_page(&self, pages: &mut Pages) -> anyhow::Result<Option<Vec<Listed>>> {
-        let page = pages
+        pages
             .next_page()
             .await
-            .with_context(|| format!("cannot list {}/{}", self.display_root, self.prefix))?;
-        Ok(page.map(|mut page| {
-            page.retain(|o| self.include.is_match(&o.key));
-            page
-        }))
+            .with_context(|| format!("cannot list {}/{}", self.display_root, self.prefix))
+    }
+
+    /// The keys of `page` that `--include` takes.
+    fn included(&self, mut page: Vec<Listed>) -> Vec<Listed> {
+        page.retain(|o| self.include.is_match(&o.key));
+        page
     }
 
     async fn plan_page(
@@ -516,15 +555,64 @@ impl Runner {
     /// Lists the prefix page by page and records unknown keys as PENDING, and new versions
     /// of known ones (see `sql/jobs/discover.sql`); also returns how many listed entries
     /// were skipped.
-    async fn discover(&self) -> anyhow::Result<(jobs::Discovered, u64)> {
-        let mut pages = self.listing.pages(self.prefix.as_str());
-        let mut found = jobs::Discovered::default();
+    ///
+    /// With `--follow` ([`Discovery::incremental`]) only the keys after the prefix's mark
+    /// are listed, until the last full listing is older than `--reconcile-interval` (or
+    /// `--full-scan` asks for one): then the whole prefix is, and the new keys it finds
+    /// before the mark are counted. Either way the mark moves to the greatest key listed.
+    async fn discover(&self) -> anyhow::Result<Discovered> {
+        use std::sync::atomic::Ordering;
+        let prefix = self.prefix.as_str();
+        let pool = &self.ingest.pool;
+        let mark = jobs::listing_mark(pool, &self.bucket, prefix).await?;
+        let forced = self.discovery.full_scan.load(Ordering::Relaxed);
+        let after = match (self.discovery.incremental, &mark) {
+            (Some(interval), Some(mark)) if !forced => mark
+                .full_listed_at
+                .filter(|at| (chrono::Utc::now() - *at).to_std().unwrap_or_default() < interval)
+                .map(|_| mark.greatest_key.clone()),
+            _ => None,
+        };
+        let mut done = Discovered {
+            full: after.is_none(),
+            ..Default::default()
+        };
+        let earlier = mark.map(|mark| mark.greatest_key);
+        let mut pages = self.listing.pages_after(prefix, after.as_deref());
+        let mut greatest: Option<String> = None;
         while let Some(page) = self.next_page(&mut pages).await? {
-            if !page.is_empty() {
-                self.record_page(&page, &mut found).await?;
+            if let Some(last) = page.iter().map(|o| &o.key).max()
+                && greatest.as_ref().is_none_or(|g| last > g)
+            {
+                greatest = Some(last.clone());
+            }
+            let page = self.included(page);
+            // Keys up to the mark, and those after it: what a full listing finds before the
+            // mark, incremental listings could not have seen.
+            let (before, rest): (Vec<Listed>, Vec<Listed>) = match (&earlier, done.full) {
+                (Some(mark), true) => page.into_iter().partition(|o| &o.key <= mark),
+                _ => (Vec::new(), page),
+            };
+            if !before.is_empty() {
+                let mut found = jobs::Discovered::default();
+                self.record_page(&before, &mut found).await?;
+                done.before_mark += found.new;
+                done.found.new += found.new;
+                done.found.replaced += found.replaced;
+            }
+            if !rest.is_empty() {
+                self.record_page(&rest, &mut done.found).await?;
             }
         }
-        Ok((found, pages.skipped()))
+        done.skipped = pages.skipped();
+        if greatest.is_some() || done.full {
+            let greatest = greatest.unwrap_or_default();
+            jobs::advance_mark(pool, &self.bucket, prefix, &greatest, done.full).await?;
+        }
+        if forced {
+            self.discovery.full_scan.store(false, Ordering::Relaxed);
+        }
+        Ok(done)
     }
 
     async fn record_page(

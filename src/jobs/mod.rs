@@ -7,6 +7,7 @@
 
 mod group;
 mod lease;
+mod mark;
 mod prefix;
 mod queue;
 mod reconnect;
@@ -20,6 +21,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub use group::{GroupEntry, complete_group};
 pub use lease::{ChunkCounts, Disposition, Lease, LeaseKeeper, backoff, disposition};
+pub use mark::{ListingMark, advance_mark, listing_mark};
 pub use prefix::Prefix;
 pub use queue::{
     ClaimRules, ClaimedFile, Discovered, JobRow, Known, Listed, Stats, claim_page,

@@ -87,9 +87,9 @@ async fn preview_shows_the_transform_output_without_the_database(pool: PgPool) {
     );
 }
 
-/// Issue 15 item 9: `--full-scan` says in `--help` that it does nothing yet.
+/// Issue 19 item 3: `--full-scan` and `--reconcile-interval` say what they do in `--help`.
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
-async fn full_scan_says_it_does_nothing_yet(pool: PgPool) {
+async fn full_scan_and_the_reconcile_interval_are_documented(pool: PgPool) {
     let help = util::run(&pool, &["run", "--help"]).await;
     assert_eq!(help.code, 0, "{}", help.stderr);
     let full_scan = help
@@ -97,5 +97,10 @@ async fn full_scan_says_it_does_nothing_yet(pool: PgPool) {
         .split("--full-scan")
         .nth(1)
         .expect("--full-scan is documented");
-    assert!(full_scan.contains("nothing yet"), "{}", help.stdout);
+    assert!(full_scan.contains("whole prefix"), "{}", help.stdout);
+    assert!(
+        help.stdout.contains("--reconcile-interval"),
+        "{}",
+        help.stdout
+    );
 }

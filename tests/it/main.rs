@@ -4,6 +4,7 @@
 
 mod cli;
 mod decode;
+mod discovery;
 mod exactly_once;
 mod failures;
 mod fencing;

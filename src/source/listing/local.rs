@@ -35,14 +35,24 @@ pub struct Pages {
 }
 
 impl Pages {
-    /// Starts walking `root` (canonical) for keys starting with `prefix`.
-    pub fn start(root: PathBuf, follow_symlinks: bool, prefix: &str) -> Pages {
+    /// Starts walking `root` (canonical) for keys starting with `prefix` and sorting after
+    /// `after` (byte by byte) when given.
+    pub fn start(
+        root: PathBuf,
+        follow_symlinks: bool,
+        prefix: &str,
+        after: Option<String>,
+    ) -> Pages {
         let (sender, receiver) = mpsc::channel(1);
         let skipped = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&skipped);
         let prefix = prefix.to_string();
         tokio::task::spawn_blocking(move || {
-            walk(&root, follow_symlinks, &prefix, &sender, &counter);
+            let keys = Keys {
+                prefix: &prefix,
+                after: after.as_deref(),
+            };
+            walk(&root, follow_symlinks, keys, &sender, &counter);
         });
         Pages { receiver, skipped }
     }
@@ -56,14 +66,27 @@ impl Pages {
     }
 }
 
+/// The keys a walk lists.
+#[derive(Clone, Copy)]
+struct Keys<'a> {
+    prefix: &'a str,
+    after: Option<&'a str>,
+}
+
+impl Keys<'_> {
+    fn take(&self, key: &str) -> bool {
+        key.starts_with(self.prefix) && self.after.is_none_or(|after| key > after)
+    }
+}
+
 fn walk(
     root: &Path,
     follow_symlinks: bool,
-    prefix: &str,
+    keys: Keys<'_>,
     sender: &mpsc::Sender<Result<Vec<Listed>, LocalListError>>,
     skipped: &AtomicU64,
 ) {
-    let mut walk = match Walk::new(root, follow_symlinks, prefix) {
+    let mut walk = match Walk::new(root, follow_symlinks, keys.prefix) {
         Ok(walk) => walk,
         Err(source) => {
             let path = root.to_path_buf();
@@ -75,7 +98,7 @@ fn walk(
     let mut extra = crate::source::walk::WalkStats::default();
     while let Some(found) = walk.next() {
         match key_of(root, &found) {
-            Some(key) if key.starts_with(prefix) => page.push(listed(key, &found)),
+            Some(key) if keys.take(&key) => page.push(listed(key, &found)),
             Some(_) => {}
             None => extra.skip(&found.path, SkipReason::NotUtf8, None),
         }
@@ -146,7 +169,7 @@ mod tests {
             .await
             .unwrap();
         theirs.sort();
-        let mut pages = Pages::start(root.clone(), false, "");
+        let mut pages = Pages::start(root.clone(), false, "", None);
         let mut ours = Vec::new();
         while let Some(page) = pages.next_page().await.unwrap() {
             ours.extend(
@@ -156,7 +179,7 @@ mod tests {
         }
         ours.sort();
         assert_eq!(ours, theirs);
-        let mut pages = Pages::start(root, false, "logs/2024/b");
+        let mut pages = Pages::start(root, false, "logs/2024/b", None);
         let page = pages.next_page().await.unwrap().unwrap();
         assert_eq!(page.len(), 1);
         assert_eq!(page[0].key, "logs/2024/b c.json.gz");

@@ -57,13 +57,29 @@ pub enum Listing {
 impl Listing {
     /// A fresh listing of the keys that start with `prefix` (a plain string prefix).
     pub fn pages(&self, prefix: &str) -> Pages {
+        self.pages_after(prefix, None)
+    }
+
+    /// A listing of the keys that start with `prefix` and sort after `after` (byte by byte,
+    /// as S3 orders keys): S3 is asked to start there (`start-after`), so the requests grow
+    /// with the keys after it, not with the prefix; a local folder is walked whole and the
+    /// keys up to `after` left out.
+    pub fn pages_after(&self, prefix: &str, after: Option<&str>) -> Pages {
+        let after = after.map(str::to_string);
         match self {
-            Listing::S3 { lister, .. } => Pages::S3(s3::Pages::new(Arc::clone(lister), prefix)),
+            Listing::S3 { lister, .. } => {
+                Pages::S3(s3::Pages::new(Arc::clone(lister), prefix, after))
+            }
             Listing::Local {
                 root,
                 follow_symlinks,
                 ..
-            } => Pages::Local(local::Pages::start(root.clone(), *follow_symlinks, prefix)),
+            } => Pages::Local(local::Pages::start(
+                root.clone(),
+                *follow_symlinks,
+                prefix,
+                after,
+            )),
         }
     }
 

@@ -124,13 +124,16 @@ impl S3Lister {
         &self,
         prefix: &str,
         token: Option<&str>,
+        start_after: Option<&str>,
     ) -> Result<ListBucketResult, S3ListError> {
+        // Sorted by name, as the signature wants them.
         let mut query = vec![
             ("continuation-token", token.unwrap_or_default()),
             ("encoding-type", "url"),
             ("list-type", "2"),
             ("max-keys", "1000"),
             ("prefix", prefix),
+            ("start-after", start_after.unwrap_or_default()),
         ];
         query.retain(|(_, v)| !v.is_empty());
         let query: Vec<String> = query
@@ -279,16 +282,20 @@ struct Contents {
 pub struct Pages {
     lister: Arc<S3Lister>,
     prefix: String,
+    /// Only keys after this one (the first request's `start-after`; the continuation
+    /// tokens carry it on).
+    start_after: Option<String>,
     token: Option<String>,
     done: bool,
     skipped: u64,
 }
 
 impl Pages {
-    pub fn new(lister: Arc<S3Lister>, prefix: &str) -> Pages {
+    pub fn new(lister: Arc<S3Lister>, prefix: &str, start_after: Option<String>) -> Pages {
         Pages {
             lister,
             prefix: prefix.into(),
+            start_after,
             token: None,
             done: false,
             skipped: 0,
@@ -304,9 +311,13 @@ impl Pages {
         if self.done {
             return Ok(None);
         }
+        let start_after = match self.token {
+            None => self.start_after.as_deref(),
+            Some(_) => None,
+        };
         let result = self
             .lister
-            .list_page(&self.prefix, self.token.as_deref())
+            .list_page(&self.prefix, self.token.as_deref(), start_after)
             .await?;
         self.token = result.next_continuation_token.filter(|t| !t.is_empty());
         self.done = self.token.is_none();
