@@ -59,19 +59,29 @@ mod tests {
     #[sqlx::test(migrator = "crate::jobs::MIGRATOR")]
     async fn the_mark_moves_forward_in_s3_order(pool: PgPool) {
         assert_eq!(listing_mark(&pool, "b", "p/").await.unwrap(), None);
-        advance_mark(&pool, "b", "p/", "p/b-2", false).await.unwrap();
+        advance_mark(&pool, "b", "p/", "p/b-2", false)
+            .await
+            .unwrap();
         let mark = listing_mark(&pool, "b", "p/").await.unwrap().unwrap();
         assert_eq!(mark.greatest_key, "p/b-2");
-        assert_eq!(mark.full_listed_at, None, "an incremental listing is not a full one");
+        assert_eq!(
+            mark.full_listed_at, None,
+            "an incremental listing is not a full one"
+        );
         // "p/B" sorts before "p/b-2" in bytes (a locale collation may put it after).
         advance_mark(&pool, "b", "p/", "p/B", true).await.unwrap();
         let mark = listing_mark(&pool, "b", "p/").await.unwrap().unwrap();
         assert_eq!(mark.greatest_key, "p/b-2");
         assert!(mark.full_listed_at.is_some());
-        advance_mark(&pool, "b", "p/", "p/b-2/x", false).await.unwrap();
+        advance_mark(&pool, "b", "p/", "p/b-2/x", false)
+            .await
+            .unwrap();
         let mark = listing_mark(&pool, "b", "p/").await.unwrap().unwrap();
         assert_eq!(mark.greatest_key, "p/b-2/x");
-        assert!(mark.full_listed_at.is_some(), "kept by an incremental listing");
+        assert!(
+            mark.full_listed_at.is_some(),
+            "kept by an incremental listing"
+        );
         assert_eq!(listing_mark(&pool, "b", "other/").await.unwrap(), None);
     }
 }

@@ -60,7 +60,9 @@ async fn wait_for_key(pool: &PgPool, key: &str, within: Duration) -> Duration {
 async fn follow_lists_after_the_mark_and_a_full_listing_finds_keys_before_it(pool: PgPool) {
     let s3 = S3Server::start().await;
     let store = s3.bucket("marks").await;
-    let keys: Vec<String> = (0..1_100).map(|i| format!("logs/b-{i:04}.json.gz")).collect();
+    let keys: Vec<String> = (0..1_100)
+        .map(|i| format!("logs/b-{i:04}.json.gz"))
+        .collect();
     let body = object(2);
     for key in &keys {
         put(&store, key, body.clone()).await;
@@ -93,11 +95,12 @@ async fn follow_lists_after_the_mark_and_a_full_listing_finds_keys_before_it(poo
     // A key before the mark: incremental passes cannot see it; the full listing does.
     put(&store, "logs/a-late.json.gz", object(4)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let seen: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM processed_files WHERE s3_key = 'logs/a-late.json.gz'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let seen: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM processed_files WHERE s3_key = 'logs/a-late.json.gz'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(seen, 0, "an incremental pass listed a key before the mark");
     wait_for_key(&pool, "logs/a-late.json.gz", Duration::from_secs(15)).await;
     let stopped = util::terminate(child).await;
@@ -107,12 +110,18 @@ async fn follow_lists_after_the_mark_and_a_full_listing_finds_keys_before_it(poo
         stopped
             .stderr
             .lines()
-            .filter(|l| l.contains("discovery done") && l.contains(&format!("listing=\"{listing}\"")))
+            .filter(|l| {
+                l.contains("discovery done") && l.contains(&format!("listing=\"{listing}\""))
+            })
             .count() as u64
     };
     let (full, incremental) = (passes("full"), passes("incremental"));
     let lists = proxy.counts.get(Kind::List);
-    assert!(full >= 2 && incremental >= 5, "full {full}, incremental {incremental}:\n{}", stopped.stderr);
+    assert!(
+        full >= 2 && incremental >= 5,
+        "full {full}, incremental {incremental}:\n{}",
+        stopped.stderr
+    );
     // A full listing of 1,100+ keys is two pages; an incremental one is one request. Each
     // pass started but not logged when stopped adds at most two.
     assert!(
