@@ -62,8 +62,9 @@ pub struct RunArgs {
     #[arg(long, env = "INGESTOR_LOCAL_BUCKETS")]
     pub local_buckets: Option<PathBuf>,
 
-    /// Keys to take (glob on the key or the file name; repeatable). Default: *.json, *.json.gz,
-    /// *.jsonl[.gz], *.ndjson[.gz], *.log[.gz].
+    /// Keys to take (glob on the key or the file name; repeatable). Default: *.json,
+    /// *.jsonl, *.ndjson, *.log, each also with .gz, .zst, .bz2 or .xz (the compression is
+    /// detected from the content).
     #[arg(long = "include", env = "INGESTOR_INCLUDE", value_delimiter = ',', value_parser = parse_glob)]
     pub include: Vec<String>,
 

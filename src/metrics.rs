@@ -105,7 +105,7 @@ pub struct Instruments {
     pub records_ingested: Counter,
     pub records_rejected: Counter,
     pub records_filtered: Counter,
-    /// Bytes read from sources (as stored: compressed when gzipped).
+    /// Bytes read from sources (as stored: compressed when the file is).
     pub read_bytes: Counter,
     pub copy_chunks: Counter,
     /// Time spent in chunk transactions (COPY + checkpoint).

@@ -22,7 +22,8 @@ pub struct RefusedRow {
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// The bytes could not be read or decompressed past this point of the stream: bad
-    /// bytes (corrupt or truncated gzip, a missing object) or a network or storage fault.
+    /// bytes (a corrupt or truncated gzip, zstd, bzip2 or xz, a missing object) or a network
+    /// or storage fault.
     #[error(
         "cannot read past byte {decompressed} of the decompressed stream ({compressed} bytes of the object read): {cause}"
     )]

@@ -57,8 +57,8 @@ pub(super) async fn read_source(
                     }
                 }
             }
-            // What was decoded before a fault (a truncated gzip, a bad CRC) goes on first:
-            // every complete record in it is kept.
+            // What was decoded before a fault (a compressed file cut short, a bad checksum)
+            // goes on first: every complete record in it is kept.
             if !buffer.is_empty() && out.send(Ok(buffer.freeze())).await.is_err() {
                 return Ok(());
             }

@@ -8,16 +8,17 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::walk::{SkipReason, Walk, WalkStats};
 
-/// Object keys and file names taken by default.
+/// Object keys and file names taken by default: log files, plain or compressed (the
+/// compression is detected from the content, the suffix only selects the file).
 pub const DEFAULT_INCLUDE: &[&str] = &[
     "*.json",
-    "*.json.gz",
+    "*.json.{gz,zst,bz2,xz}",
     "*.jsonl",
-    "*.jsonl.gz",
+    "*.jsonl.{gz,zst,bz2,xz}",
     "*.ndjson",
-    "*.ndjson.gz",
+    "*.ndjson.{gz,zst,bz2,xz}",
     "*.log",
-    "*.log.gz",
+    "*.log.{gz,zst,bz2,xz}",
 ];
 
 /// Builds the include filter; patterns match the file name or the whole key.
@@ -101,10 +102,29 @@ mod tests {
     #[test]
     fn default_globs_take_log_files_only() {
         let set = include_set(&default_include()).unwrap();
-        for yes in ["a.json", "x/y/a.json.gz", "a.ndjson", "b.log.gz", "c.jsonl"] {
+        for yes in [
+            "a.json",
+            "x/y/a.json.gz",
+            "a.ndjson",
+            "b.log.gz",
+            "c.jsonl",
+            "x.json.zst",
+            "x/x.ndjson.bz2",
+            "x.log.xz",
+            "c.jsonl.zst",
+        ] {
             assert!(set.is_match(yes), "{yes}");
         }
-        for no in ["a.txt", "a.json.bak", "x/a.csv.gz", "a.gz"] {
+        for no in [
+            "a.txt",
+            "a.json.bak",
+            "x/a.csv.gz",
+            "a.gz",
+            "a.zst",
+            "a.json.lz4",
+            "a.tar.xz",
+            "a.json.zstd",
+        ] {
             assert!(!set.is_match(no), "{no}");
         }
     }

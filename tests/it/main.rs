@@ -3,6 +3,7 @@
 //! server where the test user may create databases (see README, "Tests").
 
 mod cli;
+mod compressions;
 mod decode;
 mod discovery;
 mod exactly_once;

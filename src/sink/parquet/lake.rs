@@ -187,7 +187,9 @@ impl Lake {
 /// file name in different folders never share a name).
 pub fn stem(bucket: &str, key: &str) -> String {
     let mut name = key.rsplit('/').next().unwrap_or(key);
-    for extension in [".gz", ".json", ".jsonl", ".ndjson", ".log", ".parquet"] {
+    for extension in [
+        ".gz", ".zst", ".bz2", ".xz", ".json", ".jsonl", ".ndjson", ".log", ".parquet",
+    ] {
         name = name.strip_suffix(extension).unwrap_or(name);
     }
     let name: String = name
@@ -245,6 +247,9 @@ mod tests {
         assert_ne!(a, stem("logs", "2024/11/06/app-1.json.gz"));
         assert_ne!(a, stem("other", "2024/11/05/app-1.json.gz"));
         assert!(stem("b", "weird name?.json").starts_with("weird_name_-"));
+        for compressed in ["app-1.ndjson.zst", "app-1.log.bz2", "app-1.json.xz"] {
+            assert!(stem("b", compressed).starts_with("app-1-"), "{compressed}");
+        }
         assert_eq!(
             relative_path("2024-11-05", "x", 0),
             "date=2024-11-05/x.parquet"
