@@ -37,16 +37,16 @@ moto (`bash scripts/setup-test-s3.sh`).
 """
 
 import argparse
-import http.client
 import json
 import os
-import socket
 import shutil
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from s3util import S3
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,69 +174,27 @@ def duckdb_run(python, url, folder):
     return time.perf_counter() - start
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(port, what):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"{what} did not start listening on 127.0.0.1:{port}")
-
-
-def proxy_counts(port, reset=False):
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    conn.request("POST" if reset else "GET", "/_proxy/reset" if reset else "/_proxy/counts")
-    return json.loads(conn.getresponse().read())
-
-
 def s3_rounds(args, url, folder, layout):
     """The S3 comparison (see the module's comment)."""
     files, records = layout
     bin_dir = Path(args.binary).parent
-    proxy_bin, loop_bin = bin_dir / "fault-proxy", bin_dir / "get-loop"
-    for tool in (proxy_bin, loop_bin):
-        if not tool.exists():
-            sys.exit(f"{tool} is missing: run `cargo build --release --workspace`")
-    moto = Path(os.environ.get("INGESTOR_TEST_MOTO", Path.home() / ".cache/ingestor-s3/bin/moto_server"))
-    if not moto.exists():
-        sys.exit(f"the S3 test server is missing at {moto}: run `bash scripts/setup-test-s3.sh`")
-    moto_port = free_port()
-    children = [subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(moto_port)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        wait_for(moto_port, "moto_server")
-        conn = http.client.HTTPConnection("127.0.0.1", moto_port)
-        conn.request("PUT", "/logs")
-        conn.getresponse().read()
+    loop_bin = bin_dir / "get-loop"
+    if not loop_bin.exists():
+        sys.exit(f"{loop_bin} is missing: run `cargo build --release --workspace`")
+    with S3(bin_dir, "logs", latency_ms=args.latency_ms) as s3:
         keys = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
         assert len(keys) == files, f"{len(keys)} files under {folder}, expected {files}"
         for path in keys:
-            key = path.relative_to(folder / "logs").as_posix()
-            conn.request("PUT", f"/logs/{key}", body=path.read_bytes())
-            response = conn.getresponse()
-            response.read()
-            assert response.status == 200, f"PUT {key}: {response.status}"
-        proxy = subprocess.Popen([str(proxy_bin), "--upstream", str(moto_port), "--latency-ms", str(args.latency_ms)],
-                                 stdout=subprocess.PIPE, text=True)
-        children.append(proxy)
-        proxy_port = int(proxy.stdout.readline().strip().rsplit(":", 1)[1])
-        endpoint = f"http://127.0.0.1:{proxy_port}"
-        env = {**os.environ, "DATABASE_URL": url, "AWS_ENDPOINT": endpoint, "AWS_REGION": "us-east-1",
-               "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+            s3.put(path.relative_to(folder / "logs").as_posix(), path.read_bytes())
+        endpoint = s3.endpoint
+        env = {**os.environ, **s3.env(), "DATABASE_URL": url}
         concurrencies = [int(c) for c in args.s3_concurrency.split(",")]
         modes = ["get-loop"] + [f"ingest-c{c}" for c in concurrencies]
         walls = {mode: [] for mode in modes}
         requests = {}
         for run in range(args.runs):
             for mode in modes:
-                proxy_counts(proxy_port, reset=True)
+                s3.counts(reset=True)
                 if mode == "get-loop":
                     cmd = [str(loop_bin), "--endpoint", endpoint, "--bucket", "logs", "--in-flight", str(args.in_flight)]
                 else:
@@ -256,7 +214,7 @@ def s3_rounds(args, url, folder, layout):
                     rows = sh("psql", url, "-Atc", "SELECT count(*) FROM logs").stdout.strip()
                     if int(done) != files or int(rows) != files * records:
                         sys.exit(f"{mode}: {done} files, {rows} rows; expected {files}, {files * records}")
-                counts = proxy_counts(proxy_port)
+                counts = s3.counts()
                 peak = counts.pop("peak_in_flight")
                 requests[mode] = {k: v for k, v in counts.items() if v}
                 walls[mode].append(wall)
@@ -270,10 +228,6 @@ def s3_rounds(args, url, folder, layout):
             print(f"  {mode:12} {median[mode]:7.2f} s  {files / median[mode]:8,.0f} files/s  "
                   f"{median['get-loop'] / median[mode]:5.2f} of the GET loop  requests per file: {per_file}")
         print("\ngoal: every ingest run at least 0.80 of the GET loop's files/s")
-    finally:
-        for child in reversed(children):
-            child.terminate()
-            child.wait()
 
 
 if __name__ == "__main__":
