@@ -158,7 +158,7 @@ def main():
 DUCKDB_SCRIPT = """
 import duckdb, sys
 duckdb.sql(f"COPY (SELECT to_json(t) FROM read_json('{sys.argv[1]}', format='array', union_by_name=true) t) "
-           "TO '/dev/stdout' (FORMAT csv, HEADER false)")
+           "TO '/dev/stdout' (FORMAT csv, HEADER false, FORCE_QUOTE *)")
 """
 
 
