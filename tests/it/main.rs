@@ -10,6 +10,7 @@ mod failures;
 mod fencing;
 mod lake;
 mod mapping;
+mod notifications;
 mod operations;
 mod operator;
 mod outage;
