@@ -105,6 +105,10 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
             full_scan: args.full_scan.into(),
             notifications: args.notifications.is_some(),
         },
+        wake: args
+            .notifications
+            .is_some()
+            .then(|| Arc::new(tokio::sync::Notify::new())),
     };
     if args.dry_run {
         return dry_run(&runner).await;
@@ -131,17 +135,16 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
         )
         .await?;
     }
-    let notifications = match &args.notifications {
-        Some(crate::cli::Notifications::Sqs(queue_url)) => {
-            Some(start_notifications(&runner, &args, queue_url).await?)
+    let notifications = match (&args.notifications, &runner.wake) {
+        (Some(crate::cli::Notifications::Sqs(queue_url)), Some(wake)) => {
+            Some(start_notifications(&runner, &args, queue_url, Arc::clone(wake)).await?)
         }
-        None => None,
+        _ => None,
     };
     let reporter = Reporter::start(progress_mode(&args.pipeline), Arc::clone(&runner.files));
-    let wake = notifications.as_ref().map(|(wake, _)| wake.as_ref());
-    let result = passes(&runner, &args, &cancel, wake).await;
+    let result = passes(&runner, &args, &cancel, runner.wake.as_deref()).await;
     reporter.finish();
-    if let Some((_, task)) = notifications {
+    if let Some(task) = notifications {
         task.abort();
     }
     let (total, interrupted) = result?;
@@ -162,20 +165,20 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
 }
 
 /// Starts receiving `--notifications` from the SQS queue at `queue_url` (its visibility
-/// timeout read first: a queue that cannot be reached is a configuration error); returns
-/// what wakes the passes when notifications recorded objects, and the receiving task.
+/// timeout read first: a queue that cannot be reached is a configuration error), notifying
+/// `wake` when they recorded objects; returns the receiving task.
 async fn start_notifications(
     runner: &crate::runner::Runner,
     args: &RunArgs,
     queue_url: &str,
-) -> anyhow::Result<(Arc<tokio::sync::Notify>, tokio::task::JoinHandle<()>)> {
+    wake: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let wait = std::time::Duration::from_secs(args.notifications_wait_secs);
     let client = config::sqs_client(&runner.bucket, queue_url, wait)?;
     let visibility = client
         .visibility_timeout()
         .await
         .with_context(|| format!("cannot read the attributes of the queue {queue_url}"))?;
-    let wake = Arc::new(tokio::sync::Notify::new());
     let consumer = crate::runner::Consumer {
         client: Arc::new(client),
         pool: runner.ingest.pool.clone(),
@@ -185,10 +188,10 @@ async fn start_notifications(
         replace_completed: runner.on_change == crate::runner::OnChange::Reingest,
         wait,
         visibility,
-        wake: Arc::clone(&wake),
+        wake,
         cancel: runner.cancel.clone(),
     };
-    Ok((wake, tokio::spawn(consumer.run())))
+    Ok(tokio::spawn(consumer.run()))
 }
 
 fn progress_mode(args: &crate::cli::PipelineArgs) -> ProgressMode {

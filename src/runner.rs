@@ -78,6 +78,10 @@ pub struct Runner {
     pub on_change: OnChange,
     /// How discovery lists the prefix.
     pub discovery: Discovery,
+    /// With `--notifications`: notified when they recorded objects. A drain with a free
+    /// slot claims at once instead of waiting for a running file to end, and `run
+    /// --follow` starts the next pass without waiting for `--interval`.
+    pub wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// How discovery lists a prefix, pass after pass.
@@ -258,7 +262,16 @@ impl Runner {
                     running.spawn(async move { vec![one.await] });
                 }
             }
-            let Some(done) = running.join_next().await else {
+            // With a free slot, objects notifications just recorded are claimed at once.
+            let free = !running.is_empty() && running.len() < self.concurrency;
+            let joined = match &self.wake {
+                Some(wake) if free && !self.cancel.is_cancelled() => tokio::select! {
+                    joined = running.join_next() => joined,
+                    _ = wake.notified() => continue,
+                },
+                _ => running.join_next().await,
+            };
+            let Some(done) = joined else {
                 if self.cancel.is_cancelled() || !self.wait_for_retry().await? {
                     return Ok(());
                 }

@@ -239,6 +239,66 @@ async fn objects_uploaded_while_following_notifications_are_ingested_within_5_s_
     );
 }
 
+/// While a large object is being ingested (its reads held to 256 KiB/s, about 10 s), an
+/// object notified meanwhile is claimed at once by the free slot and ingested within 5 s:
+/// the drain does not wait for the running file to end.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn an_object_notified_while_a_large_one_is_ingested_is_taken_at_once(pool: PgPool) {
+    let s3 = S3Server::start().await;
+    let store = s3.bucket("events").await;
+    let queue_url = create_queue(&s3, "busy-q", 30).await;
+    notify(&s3, "events", "busy-q").await;
+    let queue = sqs(&s3.endpoint(), &queue_url);
+    let child = follow(
+        &pool,
+        &s3,
+        &queue_url,
+        &[
+            "--interval",
+            "60",
+            "--concurrency",
+            "2",
+            "--max-bytes-per-sec",
+            "262144",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    wait_for_messages(&queue, (0, 0), Duration::from_secs(15)).await;
+    let big: String = (0..25_000)
+        .map(|i| format!("{{\"level\":30,\"time\":{i},\"msg\":\"{:060}\"}}\n", i))
+        .collect();
+    put(&store, "logs/big.json", big.into_bytes()).await;
+    let started = Instant::now();
+    loop {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM processed_files WHERE s3_key = 'logs/big.json'")
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+        if status.as_deref() == Some("PROCESSING") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{status:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    put(&store, "logs/small.json.gz", object(3, "small")).await;
+    completed_at(&pool, "logs/small.json.gz", Duration::from_secs(5)).await;
+    let big_status: String =
+        sqlx::query_scalar("SELECT status FROM processed_files WHERE s3_key = 'logs/big.json'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        big_status, "PROCESSING",
+        "the large object is still being read"
+    );
+    completed_at(&pool, "logs/big.json", Duration::from_secs(60)).await;
+    let stopped = util::terminate(child).await;
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+    assert_eq!(stopped.count("records_ingested"), 25_003);
+}
+
 /// An object uploaded before the bucket sent notifications is found by the full listing
 /// of `--reconcile-interval`, and counted as found by it; the one notified is not.
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
