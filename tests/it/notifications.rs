@@ -15,8 +15,9 @@ use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::s3::{S3Server, put};
+use crate::s3::{Fault, FaultProxy, S3Server, put};
 use crate::util;
+use ingestor_s3kit::Kind;
 
 /// moto's account.
 const ACCOUNT: &str = "123456789012";
@@ -300,20 +301,33 @@ async fn an_object_notified_while_a_large_one_is_ingested_is_taken_at_once(pool:
 }
 
 /// An object uploaded before the bucket sent notifications is found by the full listing
-/// of `--reconcile-interval`, and counted as found by it; the one notified is not.
+/// of `--reconcile-interval`, and counted as found by it; the one notified is not. S3
+/// requests go through a proxy (AWS_ENDPOINT) that refuses every POST, SQS requests
+/// straight to moto (AWS_ENDPOINT_URL_SQS): SQS takes the endpoint meant for it.
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn an_object_no_notification_reported_is_found_by_the_reconciliation(pool: PgPool) {
     let s3 = S3Server::start().await;
     let store = s3.bucket("events").await;
     let queue_url = create_queue(&s3, "recon-q", 30).await;
-    let child = follow(
+    let proxy = FaultProxy::start_with(
+        s3.port,
+        Arc::new(|head: &str| {
+            head.starts_with("POST ")
+                .then_some(Fault::ServiceUnavailable)
+        }),
+    )
+    .await;
+    let mut command = follow(
         &pool,
         &s3,
         &queue_url,
         &["--interval", "0.5", "--reconcile-interval", "4"],
-    )
-    .spawn()
-    .unwrap();
+    );
+    command
+        .env("AWS_ENDPOINT", proxy.endpoint())
+        .env("AWS_ENDPOINT_URL_SQS", s3.endpoint())
+        .env("INGESTOR_S3_RETRIES", "0");
+    let child = command.spawn().unwrap();
     // The first pass listed the (empty) bucket.
     util::wait_until(&pool, "SELECT count(*) FROM listing_marks", 1).await;
     put(&store, "logs/before.json.gz", object(2, "before")).await;
@@ -334,6 +348,11 @@ async fn an_object_no_notification_reported_is_found_by_the_reconciliation(pool:
         "{}",
         stopped.stderr
     );
+    assert!(
+        proxy.counts.get(Kind::List) > 0,
+        "S3 went through the proxy"
+    );
+    assert_eq!(proxy.counts.get(Kind::Post), 0, "SQS did not");
 }
 
 /// A worker killed (SIGKILL) with a batch received but not recorded loses no
