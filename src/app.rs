@@ -103,7 +103,12 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
             incremental: (args.follow && args.reconcile_interval > 0.0)
                 .then(|| std::time::Duration::from_secs_f64(args.reconcile_interval)),
             full_scan: args.full_scan.into(),
+            notifications: args.notifications.is_some(),
         },
+        wake: args
+            .notifications
+            .is_some()
+            .then(|| Arc::new(tokio::sync::Notify::new())),
     };
     if args.dry_run {
         return dry_run(&runner).await;
@@ -130,9 +135,18 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
         )
         .await?;
     }
+    let notifications = match (&args.notifications, &runner.wake) {
+        (Some(crate::cli::Notifications::Sqs(queue_url)), Some(wake)) => {
+            Some(start_notifications(&runner, &args, queue_url, Arc::clone(wake)).await?)
+        }
+        _ => None,
+    };
     let reporter = Reporter::start(progress_mode(&args.pipeline), Arc::clone(&runner.files));
-    let result = passes(&runner, &args, &cancel).await;
+    let result = passes(&runner, &args, &cancel, runner.wake.as_deref()).await;
     reporter.finish();
+    if let Some(task) = notifications {
+        task.abort();
+    }
     let (total, interrupted) = result?;
     let total = total.shown(&runner.ingest.kind);
     print_summary(&total, args.pipeline.json);
@@ -148,6 +162,36 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
         cancel.left(left);
     }
     Ok(exit_code(&total, &cancel))
+}
+
+/// Starts receiving `--notifications` from the SQS queue at `queue_url` (its visibility
+/// timeout read first: a queue that cannot be reached is a configuration error), notifying
+/// `wake` when they recorded objects; returns the receiving task.
+async fn start_notifications(
+    runner: &crate::runner::Runner,
+    args: &RunArgs,
+    queue_url: &str,
+    wake: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let wait = std::time::Duration::from_secs(args.notifications_wait_secs);
+    let client = config::sqs_client(&runner.bucket, queue_url, wait)?;
+    let visibility = client
+        .visibility_timeout()
+        .await
+        .with_context(|| format!("cannot read the attributes of the queue {queue_url}"))?;
+    let consumer = crate::runner::Consumer {
+        client: Arc::new(client),
+        pool: runner.ingest.pool.clone(),
+        bucket: runner.bucket.clone(),
+        prefix: runner.prefix.as_str().to_string(),
+        include: runner.include.clone(),
+        replace_completed: runner.on_change == crate::runner::OnChange::Reingest,
+        wait,
+        visibility,
+        wake,
+        cancel: runner.cancel.clone(),
+    };
+    Ok(tokio::spawn(consumer.run()))
 }
 
 fn progress_mode(args: &crate::cli::PipelineArgs) -> ProgressMode {
@@ -223,17 +267,19 @@ fn reconnect(args: &crate::cli::PipelineArgs, cancel: &pipeline::Cancel) -> crat
 /// whether a signal stopped a pass in its middle (not between passes). A pass that fails for a
 /// transient reason (a listing or database hiccup) is tried again after a backoff with
 /// `--follow`; configuration errors, a database unreachable past `--reconnect-secs`, and
-/// anything else end the command.
+/// anything else end the command. With notifications, `wake` starts the next pass as soon
+/// as they recorded objects, without waiting for `--interval`.
 async fn passes(
     runner: &crate::runner::Runner,
     args: &RunArgs,
     cancel: &pipeline::Cancel,
+    wake: Option<&tokio::sync::Notify>,
 ) -> anyhow::Result<(Summary, bool)> {
     let mut total = Summary::default();
     let interval = std::time::Duration::from_secs_f64(args.interval.max(0.1));
     let mut failures = 0u32;
     loop {
-        let wait = match runner.pass().await {
+        let (wait, wakeable) = match runner.pass().await {
             Ok(summary) => {
                 failures = 0;
                 total.merge(&summary);
@@ -249,7 +295,7 @@ async fn passes(
                     records = summary.records_ingested,
                     "pass done; waiting for new objects"
                 );
-                interval
+                (interval, true)
             }
             Err(error) if args.follow && !cancel.is_cancelled() && is_transient(&error) => {
                 failures += 1;
@@ -260,11 +306,18 @@ async fn passes(
                     retry_in_secs = wait.as_secs(),
                     "the pass failed; trying again"
                 );
-                wait
+                (wait, false)
             }
             Err(error) => return Err(error),
         };
-        if cancel.sleep(wait).await {
+        let stopped = match wake.filter(|_| wakeable) {
+            Some(wake) => tokio::select! {
+                stopped = cancel.sleep(wait) => stopped,
+                _ = wake.notified() => cancel.is_cancelled(),
+            },
+            None => cancel.sleep(wait).await,
+        };
+        if stopped {
             break;
         }
     }

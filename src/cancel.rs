@@ -36,6 +36,11 @@ impl Cancel {
         }
     }
 
+    /// Waits for the stop.
+    pub async fn cancelled(&self) {
+        self.0.token.cancelled().await
+    }
+
     /// Cancels because of signal number `signal` (2 SIGINT, 15 SIGTERM).
     pub fn cancel_by(&self, signal: i32) {
         self.0.signal.store(signal, Ordering::SeqCst);

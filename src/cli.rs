@@ -86,6 +86,17 @@ pub struct RunArgs {
     #[arg(long, env = "INGESTOR_RECONCILE_INTERVAL", default_value_t = 3600.0, value_parser = seconds(0.0, 30.0 * 86_400.0))]
     pub reconcile_interval: f64,
 
+    /// With --follow: objects are recorded as the bucket's event notifications report them,
+    /// received from this SQS queue (`sqs=https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE`;
+    /// AWS_ENDPOINT_URL_SQS overrides where requests go). Passes then list nothing between
+    /// the full listings of --reconcile-interval, which find what no notification reported.
+    #[arg(long, env = "INGESTOR_NOTIFICATIONS", value_parser = parse_notifications, requires = "follow", conflicts_with = "local_buckets")]
+    pub notifications: Option<Notifications>,
+
+    /// With --notifications: seconds a receive waits for a message (long polling, 0 to 20).
+    #[arg(long, env = "INGESTOR_NOTIFICATIONS_WAIT_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
+    pub notifications_wait_secs: u64,
+
     /// List what would be ingested (new and retryable objects, with sizes) without writing.
     #[arg(long, env = "INGESTOR_DRY_RUN")]
     pub dry_run: bool,
@@ -319,6 +330,24 @@ pub struct GenerateArgs {
     /// gzip level (1 fast .. 9 small).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub gzip_level: u32,
+}
+
+/// Where `--notifications` come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notifications {
+    /// An SQS queue, by its URL.
+    Sqs(String),
+}
+
+fn parse_notifications(value: &str) -> Result<Notifications, String> {
+    match value.split_once('=') {
+        Some(("sqs", url)) if url.starts_with("https://") || url.starts_with("http://") => {
+            Ok(Notifications::Sqs(url.to_string()))
+        }
+        _ => Err(format!(
+            "`{value}`: expected `sqs=QUEUE_URL` (https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE)"
+        )),
+    }
 }
 
 /// One `--sink`.

@@ -20,7 +20,7 @@ use crate::source::listing::Listing;
 use crate::transform::{PlanCache, Transform, TransformSql};
 
 pub use crate::jobs::MIGRATOR;
-pub use crate::source::store::{s3_listing, s3_store};
+pub use crate::source::store::{s3_listing, s3_store, sqs_client};
 
 /// Connects to the database and applies pending migrations.
 pub async fn connect(database_url: Option<&str>, max_connections: u32) -> anyhow::Result<PgPool> {

@@ -142,10 +142,39 @@ pub fn entry_skipped(path: &Path, reason: &str, detail: Option<&str>) {
     }
 }
 
-/// A full listing found `n` new objects sorting before the listing mark, which listings of
-/// the keys after the mark could not see (`ingestor_objects_found_by_full_listing_total`).
+/// A full listing found `n` new objects that nothing else could have: keys sorting before
+/// the listing mark, which listings of the keys after the mark could not see, or, with
+/// notifications, objects no notification reported
+/// (`ingestor_objects_found_by_full_listing_total`).
 pub fn found_by_full_listing(n: u64) {
     instruments().found_by_full_listing.increment(n);
+}
+
+/// A notification message reported objects the run takes, now recorded as jobs
+/// (`ingestor_notifications_total{outcome="registered"}`); deleted next.
+pub fn notification_registered(message_id: &str) {
+    instruments().notifications[0].increment(1);
+    tracing::debug!(message_id, "notification registered");
+}
+
+/// A notification message about nothing the run takes (S3's test event, another bucket, a
+/// key outside the prefix, an event other than a creation): logged with why, counted
+/// (`ingestor_notifications_total{outcome="ignored"}`), and deleted.
+pub fn notification_ignored(message_id: &str, why: &str) {
+    instruments().notifications[1].increment(1);
+    tracing::info!(message_id, why, "notification ignored; deleting it");
+}
+
+/// A notification message that cannot be read: logged with its id and the cause, counted
+/// (`ingestor_notifications_total{outcome="unreadable"}`), and left in the queue (its
+/// redrive policy moves it to a dead-letter queue after a few receives).
+pub fn notification_unreadable(message_id: &str, cause: &str) {
+    instruments().notifications[2].increment(1);
+    tracing::warn!(
+        message_id,
+        cause = %crate::text::printable(cause),
+        "notification cannot be read; left in the queue (for its dead-letter queue)"
+    );
 }
 
 /// An attempt after a file's first one started (`ingestor_retries_total`).

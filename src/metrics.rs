@@ -24,6 +24,15 @@ pub const FILE_OUTCOMES: [&str; 4] = ["completed", "failed", "skipped", "lease_l
 /// `ingestor_files_total`.
 const FILES: &str = "ingestor_files_total";
 
+/// The outcomes `ingestor_notifications_total` is labelled with (received messages):
+/// `registered` (it reported objects the run takes; deleted once they were recorded),
+/// `ignored` (a test event, another bucket, a key outside the prefix...: deleted),
+/// `unreadable` (left in the queue).
+pub const NOTIFICATION_OUTCOMES: [&str; 3] = ["registered", "ignored", "unreadable"];
+
+/// `ingestor_notifications_total`.
+const NOTIFICATIONS: &str = "ingestor_notifications_total";
+
 /// A histogram: name, help text, upper bounds of its buckets (seconds).
 struct HistogramSpec {
     name: &'static str,
@@ -102,6 +111,8 @@ pub struct Instruments {
     /// `ingestor_files_total{outcome}`, in the order of [`FILE_OUTCOMES`].
     pub files: [Counter; 4],
     pub files_replaced: Counter,
+    /// `ingestor_notifications_total{outcome}`, in the order of [`NOTIFICATION_OUTCOMES`].
+    pub notifications: [Counter; 3],
     pub records_ingested: Counter,
     pub records_rejected: Counter,
     pub records_filtered: Counter,
@@ -155,6 +166,15 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
         let key = Key::from_parts(FILES, vec![Label::new("outcome", outcome)]);
         recorder.register_counter(&key, &METADATA)
     });
+    recorder.describe_counter(
+        NOTIFICATIONS.into(),
+        None,
+        "Bucket notification messages received, by outcome.".into(),
+    );
+    let notifications = NOTIFICATION_OUTCOMES.map(|outcome| {
+        let key = Key::from_parts(NOTIFICATIONS, vec![Label::new("outcome", outcome)]);
+        recorder.register_counter(&key, &METADATA)
+    });
     let [
         chunk_commit_seconds,
         file_duration_seconds,
@@ -165,6 +185,7 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
     });
     let instruments = Instruments {
         files,
+        notifications,
         files_replaced: counter(
             "ingestor_files_replaced_total",
             "Objects ingested again as a new version, their old rows replaced.",
@@ -203,7 +224,7 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
         ),
         found_by_full_listing: counter(
             "ingestor_objects_found_by_full_listing_total",
-            "New objects a full listing found that sort before the listing mark (invisible to incremental listings).",
+            "New objects only a full listing found: keys sorting before the listing mark (invisible to incremental listings), or, with notifications, objects no notification reported.",
         ),
         parquet_files: counter(
             "ingestor_parquet_files_total",
@@ -351,6 +372,10 @@ mod tests {
         );
         for outcome in FILE_OUTCOMES {
             let series = format!("ingestor_files_total{{outcome=\"{outcome}\"}}");
+            assert!(value_in(&body, &series).is_some(), "{series} in:\n{body}");
+        }
+        for outcome in NOTIFICATION_OUTCOMES {
+            let series = format!("ingestor_notifications_total{{outcome=\"{outcome}\"}}");
             assert!(value_in(&body, &series).is_some(), "{series} in:\n{body}");
         }
         for name in OLD_COUNTERS {

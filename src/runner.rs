@@ -4,8 +4,12 @@
 //! same bucket at once: claims are atomic (`FOR UPDATE SKIP LOCKED`) and every commit is
 //! fenced by the claim's lease token.
 //!
-//! Discovery never skips a key it has not seen: every pass lists the whole prefix, so an
-//! object uploaded late — whatever its timestamps — is ingested by the next pass.
+//! Discovery never skips a key it has not seen: a pass lists the whole prefix, or with
+//! `--follow` the keys after the listing mark and the whole prefix every
+//! `--reconcile-interval`, so an object uploaded late — whatever its timestamps — is
+//! ingested. With `--notifications` ([`notifications`]) a background task records the
+//! objects the bucket's notifications report as they come, and passes list nothing between
+//! the reconciliations (full listings), which find what no notification reported.
 //! Keys are listed as plain strings ([`crate::source::listing`]): an odd key never stops
 //! discovery; one that cannot be read ends FAILED with the cause, without retries.
 
@@ -21,6 +25,10 @@ use crate::jobs::{self, ClaimRules, ClaimedFile, Lease, LeaseKeeper, Listed, Pre
 use crate::pipeline::{self, Cancel, FatalError, FileReport, FileTask, Ingest, Outcome, Summary};
 use crate::progress::FileCounts;
 use crate::source::listing::{Listing, Pages};
+
+mod notifications;
+
+pub use notifications::Consumer;
 
 /// A pass waits for a failed file's retry only when it is due within this: a pass (a cron
 /// backfill, a CI job) never sleeps on a retry minutes away; it ends, and a later pass (the
@@ -70,6 +78,10 @@ pub struct Runner {
     pub on_change: OnChange,
     /// How discovery lists the prefix.
     pub discovery: Discovery,
+    /// With `--notifications`: notified when they recorded objects. A drain with a free
+    /// slot claims at once instead of waiting for a running file to end, and `run
+    /// --follow` starts the next pass without waiting for `--interval`.
+    pub wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// How discovery lists a prefix, pass after pass.
@@ -82,6 +94,10 @@ pub struct Discovery {
     pub incremental: Option<std::time::Duration>,
     /// `--full-scan`: the next pass lists the whole prefix whatever the mark says.
     pub full_scan: std::sync::atomic::AtomicBool,
+    /// `--notifications`: notifications record new objects as they come ([`Consumer`]), so
+    /// passes list nothing between full listings (every `incremental` interval), and a full
+    /// listing counts every new object it finds as one only it found.
+    pub notifications: bool,
 }
 
 /// What one discovery did.
@@ -92,8 +108,9 @@ struct Discovered {
     skipped: u64,
     /// It listed the whole prefix (not only the keys after the mark).
     full: bool,
-    /// New keys a full listing found that sort before the mark: objects incremental
-    /// listings could not see (uploaded late under an earlier name).
+    /// New keys only a full listing could find: those sorting before the mark, which
+    /// incremental listings could not see (uploaded late under an earlier name); with
+    /// notifications, every new key it found (no notification reported it).
     before_mark: u64,
 }
 
@@ -128,8 +145,9 @@ impl Runner {
             .store(0, std::sync::atomic::Ordering::Relaxed);
         let mut reports = HashMap::new();
         self.drain(&mut reports).await?;
-        if !self.cancel.is_cancelled() {
-            let done = self.discover_reconnecting().await?;
+        if !self.cancel.is_cancelled()
+            && let Some(done) = self.discover_reconnecting().await?
+        {
             tracing::info!(
                 bucket = %self.bucket,
                 prefix = %self.prefix,
@@ -153,8 +171,8 @@ impl Runner {
     }
 
     /// Discovery, started over once the database answers again if its connection failed
-    /// (recording listed keys is idempotent).
-    async fn discover_reconnecting(&self) -> anyhow::Result<Discovered> {
+    /// (recording listed keys is idempotent). None: nothing to list in this pass.
+    async fn discover_reconnecting(&self) -> anyhow::Result<Option<Discovered>> {
         loop {
             match self.discover().await {
                 Err(error) if jobs::caused_by_connection(&error) && !self.cancel.is_cancelled() => {
@@ -244,7 +262,16 @@ impl Runner {
                     running.spawn(async move { vec![one.await] });
                 }
             }
-            let Some(done) = running.join_next().await else {
+            // With a free slot, objects notifications just recorded are claimed at once.
+            let free = !running.is_empty() && running.len() < self.concurrency;
+            let joined = match &self.wake {
+                Some(wake) if free && !self.cancel.is_cancelled() => tokio::select! {
+                    joined = running.join_next() => joined,
+                    _ = wake.notified() => continue,
+                },
+                _ => running.join_next().await,
+            };
+            let Some(done) = joined else {
                 if self.cancel.is_cancelled() || !self.wait_for_retry().await? {
                     return Ok(());
                 }
@@ -560,7 +587,11 @@ impl Runner {
     /// are listed, until the last full listing is older than `--reconcile-interval` (or
     /// `--full-scan` asks for one): then the whole prefix is, and the new keys it finds
     /// before the mark are counted. Either way the mark moves to the greatest key listed.
-    async fn discover(&self) -> anyhow::Result<Discovered> {
+    ///
+    /// With notifications, a pass lists nothing (None) until the last full listing is older
+    /// than `--reconcile-interval`, and every new key a full listing finds is counted as
+    /// found by it: no notification reported it.
+    async fn discover(&self) -> anyhow::Result<Option<Discovered>> {
         use std::sync::atomic::Ordering;
         let prefix = self.prefix.as_str();
         let pool = &self.ingest.pool;
@@ -573,6 +604,9 @@ impl Runner {
                 .map(|_| mark.greatest_key.clone()),
             _ => None,
         };
+        if self.discovery.notifications && after.is_some() {
+            return Ok(None);
+        }
         let mut done = Discovered {
             full: after.is_none(),
             ..Default::default()
@@ -590,6 +624,9 @@ impl Runner {
             // Keys up to the mark, and those after it: what a full listing finds before the
             // mark, incremental listings could not have seen.
             let (before, rest): (Vec<Listed>, Vec<Listed>) = match (&earlier, done.full) {
+                // The first full listing finds what was there before; later ones find
+                // what no notification reported.
+                (Some(_), true) if self.discovery.notifications => (page, Vec::new()),
                 (Some(mark), true) => page.into_iter().partition(|o| &o.key <= mark),
                 _ => (Vec::new(), page),
             };
@@ -612,7 +649,7 @@ impl Runner {
         if forced {
             self.discovery.full_scan.store(false, Ordering::Relaxed);
         }
-        Ok(done)
+        Ok(Some(done))
     }
 
     async fn record_page(

@@ -1,5 +1,6 @@
--- Records one listing page of bucket $1: keys not seen before become PENDING; known keys
--- whose version changed (another ETag, size or last-modified) are updated:
+-- Records one listing page of bucket $1 (or the objects notifications reported): keys not
+-- seen before become PENDING; known keys whose version changed (another ETag, or another
+-- size, or, when either side has no ETag, another last-modified) are updated:
 -- - COMPLETED ones become PENDING and start over (their rows replaced), unless $6 is false
 --   (`--on-change ignore`: left as they are);
 -- - FAILED ones become PENDING with their attempts reset (a new version may well read);
@@ -15,9 +16,12 @@ changed AS (
     SELECT p.s3_key, p.status, o.size, o.etag, o.last_modified
     FROM processed_files p
     JOIN listed o ON p.bucket = $1 AND p.s3_key = o.key
+    -- With ETags on both sides the ETag says the version: a notification's event time is
+    -- not the object's last-modified, and the same content uploaded again is no new version.
     WHERE ((p.etag IS NOT NULL AND o.etag IS NOT NULL AND p.etag <> o.etag)
            OR (p.size IS NOT NULL AND p.size <> o.size)
-           OR (p.last_modified IS NOT NULL AND p.last_modified <> o.last_modified))
+           OR ((p.etag IS NULL OR o.etag IS NULL)
+               AND p.last_modified IS NOT NULL AND p.last_modified <> o.last_modified))
       AND (p.status <> 'COMPLETED' OR $6)
     FOR UPDATE OF p
 ),

@@ -1,5 +1,6 @@
-//! S3 object stores and bucket listers, configured from the environment (AWS_REGION,
-//! AWS_ENDPOINT, credentials) and `--s3-timeout-secs`.
+//! S3 object stores, bucket listers and the SQS client of notifications, configured from
+//! the environment (AWS_REGION, AWS_ENDPOINT, AWS_ENDPOINT_URL_SQS, credentials) and
+//! `--s3-timeout-secs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,44 @@ pub fn s3_listing(
         lister: Arc::new(lister),
         store: Arc::new(store),
     })
+}
+
+/// The client of the SQS queue at `queue_url` that `run --notifications` receives the
+/// notifications of `bucket` from: the same credentials as the bucket's store; requests go
+/// to AWS_ENDPOINT_URL_SQS if set, else AWS_ENDPOINT / AWS_ENDPOINT_URL, else the queue
+/// URL's host; signed for the queue URL's region (AWS_REGION, else us-east-1, for other
+/// hosts). Each request may take `wait` (long polling) and 15 s more.
+pub fn sqs_client(
+    bucket: &str,
+    queue_url: &str,
+    wait: Duration,
+) -> anyhow::Result<super::notifications::SqsClient> {
+    use super::notifications::sqs;
+    use object_store::aws::AmazonS3ConfigKey;
+    let builder = s3_builder(bucket, None)?;
+    let region = sqs::region_of(queue_url)
+        .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Region))
+        .unwrap_or_else(|| "us-east-1".into());
+    let store = builder
+        .build()
+        .with_context(|| format!("cannot configure S3 credentials for bucket {bucket}"))?;
+    let endpoint = ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+    let http = endpoint
+        .as_deref()
+        .unwrap_or(queue_url)
+        .starts_with("http://");
+    let retries = s3_retries()?.unwrap_or(object_store::RetryConfig::default().max_retries);
+    let client = super::signed::SignedClient::new(
+        Arc::clone(store.credentials()),
+        region,
+        http,
+        Some(wait + Duration::from_secs(15)),
+        retries,
+    )?;
+    sqs::SqsClient::new(client, queue_url, endpoint.as_deref())
+        .with_context(|| format!("cannot configure SQS for {queue_url}"))
 }
 
 /// `INGESTOR_S3_RETRIES`: retries per S3 request (None: object_store's default).

@@ -11,6 +11,7 @@ mod failures;
 mod fencing;
 mod lake;
 mod mapping;
+mod notifications;
 mod operations;
 mod operator;
 mod outage;

@@ -1,8 +1,8 @@
 //! Listing an S3 bucket with our own ListObjectsV2 requests: keys stay plain strings (the
 //! response is asked for URL-encoded keys, so control characters survive XML), one page of
-//! at most 1,000 keys at a time, following continuation tokens. Requests are signed with
-//! object_store's own SigV4 signer and credential provider and sent through its HTTP client,
-//! so endpoint, credentials and TLS behave as for reads. Transient failures (connection
+//! at most 1,000 keys at a time, following continuation tokens. Requests are signed and sent
+//! by [`crate::source::signed`] (object_store's signer, credentials and HTTP client), so
+//! endpoint, credentials and TLS behave as for reads. Transient failures (connection
 //! errors, 5xx, throttling, a body cut short) are retried with backoff, as object_store does.
 //! The same signed requests read the objects whose keys object_store's `Path` cannot name
 //! ([`super::raw_key`]).
@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use http::Method;
-use object_store::aws::{AmazonS3, AwsAuthorizer, AwsCredentialProvider};
-use object_store::client::{
-    ClientOptions, HttpClient, HttpConnector, HttpRequestBody, HttpResponse, ReqwestConnector,
-};
+use object_store::aws::AmazonS3;
+use object_store::client::HttpResponse;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 use super::listed::Listed;
 use crate::events;
+use crate::source::signed::SignedClient;
+pub(crate) use crate::source::signed::{Failure, Retry};
 
 /// Request settings shared with the object store (`--s3-timeout-secs`,
 /// `INGESTOR_S3_RETRIES`).
@@ -66,13 +66,10 @@ pub enum S3ListError {
 /// How to list one bucket.
 #[derive(Debug)]
 pub struct S3Lister {
-    client: HttpClient,
-    credentials: AwsCredentialProvider,
+    client: SignedClient,
     /// `https://bucket.s3.region.amazonaws.com` or `ENDPOINT/bucket` (path style).
     bucket_url: String,
     bucket: String,
-    region: String,
-    retries: usize,
 }
 
 impl S3Lister {
@@ -91,26 +88,23 @@ impl S3Lister {
             Some(endpoint) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
             None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
         };
-        let mut client = ClientOptions::new().with_allow_http(bucket_url.starts_with("http://"));
-        if let Some(timeout) = options.timeout {
-            client = client.with_timeout(timeout);
-        }
+        let client = SignedClient::new(
+            Arc::clone(store.credentials()),
+            region,
+            bucket_url.starts_with("http://"),
+            options.timeout,
+            options.retries,
+        )?;
         Ok(S3Lister {
-            client: ReqwestConnector::default().connect(&client)?,
-            retries: options.retries,
-            credentials: Arc::clone(store.credentials()),
+            client,
             bucket_url,
             bucket: bucket.into(),
-            region,
         })
     }
 
     /// Backoff for one request, as many retries as configured.
     pub(crate) fn retry(&self) -> Retry {
-        Retry {
-            retries_left: self.retries,
-            delay: Duration::from_millis(100),
-        }
+        self.client.retry()
     }
 
     /// The URL of `key` (path-style or virtual-hosted as configured), the key encoded byte
@@ -179,38 +173,9 @@ impl S3Lister {
         url: &str,
         headers: &[(http::HeaderName, String)],
     ) -> Result<HttpResponse, Failure> {
-        let credential = self
-            .credentials
-            .get_credential()
+        self.client
+            .send("s3", method, url, headers, bytes::Bytes::new())
             .await
-            .map_err(|e| Failure::Transient(format!("credentials: {e}")))?;
-        let mut builder = http::Request::builder().method(method).uri(url);
-        for (name, value) in headers {
-            builder = builder.header(name, value);
-        }
-        let mut request = builder
-            .body(HttpRequestBody::empty())
-            .map_err(|e| Failure::Permanent(e.to_string()))?;
-        AwsAuthorizer::new(&credential, "s3", &self.region).authorize(&mut request, None);
-        let response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| Failure::Transient(e.to_string()))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let body = response.into_body().bytes().await.unwrap_or_default();
-        let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
-        let cause = format!("HTTP {status}: {text}");
-        Err(match status.as_u16() {
-            408 | 429 | 500..=599 => Failure::Transient(cause),
-            304 => Failure::NotModified,
-            404 => Failure::NotFound,
-            412 => Failure::Precondition(cause),
-            _ => Failure::Permanent(cause),
-        })
     }
 }
 
@@ -225,36 +190,6 @@ async fn parse_list(response: HttpResponse) -> Result<ListBucketResult, Failure>
     // A body cut short does not parse: ask again.
     quick_xml::de::from_str(text)
         .map_err(|e| Failure::Transient(format!("unreadable ListObjectsV2 response: {e}")))
-}
-
-/// Backoff between attempts of one request: 100 ms doubling up to 10 s.
-#[derive(Debug)]
-pub(crate) struct Retry {
-    retries_left: usize,
-    delay: Duration,
-}
-
-impl Retry {
-    /// True when another attempt is allowed.
-    pub(crate) fn again(&self) -> bool {
-        self.retries_left > 0
-    }
-
-    pub(crate) async fn wait(&mut self) {
-        tokio::time::sleep(self.delay).await;
-        self.delay = (self.delay * 2).min(Duration::from_secs(10));
-        self.retries_left -= 1;
-    }
-}
-
-/// How one request failed.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    Transient(String),
-    Permanent(String),
-    NotFound,
-    NotModified,
-    Precondition(String),
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -352,8 +287,9 @@ impl Pages {
     }
 }
 
-/// A key of a listing with `encoding-type=url` (S3 writes a space as `+`).
-fn decode_key(encoded: &str) -> Option<String> {
+/// A key of a listing with `encoding-type=url`, or of an S3 event notification (S3 writes
+/// a space as `+`, a `+` as `%2B`); None when the bytes are not UTF-8.
+pub(crate) fn decode_key(encoded: &str) -> Option<String> {
     let plus_as_space = encoded.replace('+', " ");
     percent_decode_str(&plus_as_space)
         .decode_utf8()
