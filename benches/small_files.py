@@ -10,10 +10,6 @@ records each), then alternates, --runs times, over an emptied database:
                  database sees; Nagle's stall on each COPY's last write is paid per group
   small-alone    the small files one transaction each (--group-files 1), through the socket
   small-alone-tcp  the same over TCP: one stall per file (--alone-tcp; slow, off by default)
-  duckdb         with --duckdb PYTHON (a Python with the duckdb package): DuckDB's read_json
-                 over the same small files, each record written back as JSON text, piped as
-                 CSV into PostgreSQL's COPY (one jsonb column; no per-file tracking, no
-                 mapping into columns): a peer's figure on the same files in the same run
 Prints per-run and median wall time, records/s, files/s, and the goals' ratios: small files
 reach at least 1,000 files/s and half the records/s of the big files; over TCP they cost
 about what they cost through the socket.
@@ -66,7 +62,6 @@ def main():
     parser.add_argument("--database", default="ingestor_small_files")
     parser.add_argument("--data", default=str(ROOT / "bench-data" / "small-files"))
     parser.add_argument("--binary", default=os.environ.get("INGESTOR_BIN", str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "ingestor")))
-    parser.add_argument("--duckdb", metavar="PYTHON", help="also DuckDB's read_json into PostgreSQL, run by this Python")
     parser.add_argument("--s3", action="store_true", help="the small files from an S3-protocol server behind a latency proxy")
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--in-flight", type=int, default=64, help="the GET loop's requests in flight")
@@ -102,25 +97,12 @@ def main():
              ("small-alone", "small", {}, ["--group-files", "1"])]
     if args.alone_tcp:
         modes.append(("small-alone-tcp", "small", {"INGESTOR_DATABASE_SOCKET": "off"}, ["--group-files", "1"]))
-    if args.duckdb:
-        modes.append(("duckdb", "small", {}, []))
-        sh("psql", url, "-qc", "CREATE TABLE IF NOT EXISTS duckdb_logs (record jsonb)")
 
     results = {name: [] for name, *_ in modes}
     for run in range(args.runs):
         for name, layout, env, extra in modes:
-            sh("psql", url, "-qc", "TRUNCATE logs, processed_files, rejected_records, duckdb_logs; CHECKPOINT"
-               if args.duckdb else "TRUNCATE logs, processed_files, rejected_records; CHECKPOINT")
+            sh("psql", url, "-qc", "TRUNCATE logs, processed_files, rejected_records; CHECKPOINT")
             files, records = layouts[layout]
-            if name == "duckdb":
-                wall = duckdb_run(args.duckdb, url, data / layout / "logs")
-                rows = sh("psql", url, "-Atc", "SELECT count(*) FROM duckdb_logs").stdout.strip()
-                if int(rows) != files * records:
-                    sys.exit(f"duckdb: {rows} rows; expected {files * records}")
-                results[name].append(wall)
-                print(f"run {run + 1} {name:16} {wall:7.2f} s  {files * records / wall:10,.0f} records/s  "
-                      f"{files / wall:8,.0f} files/s", flush=True)
-                continue
             cmd = [args.binary, "run", "--local-buckets", str(data / layout), "--bucket", "logs",
                    "--json", "--quiet", "--concurrency", str(args.concurrency), *extra]
             start = time.perf_counter()
@@ -149,29 +131,8 @@ def main():
     print(f"  small records/s / big records/s    {median['big'] / median['small']:8.2f}  (goal >= 0.5)")
     print(f"  per-file cost, TCP / socket        {median['small-tcp'] / median['small']:8.2f}  (grouped; close to 1)")
     print(f"  grouped vs alone (socket)          {median['small-alone'] / median['small']:8.2f}x faster")
-    if "duckdb" in median:
-        print(f"  small files/s / DuckDB files/s     {median['duckdb'] / median['small']:8.2f}  (aim: > 1)")
     if "small-alone-tcp" in median:
         print(f"  alone, TCP / socket                {median['small-alone-tcp'] / median['small-alone']:8.2f}")
-
-
-DUCKDB_SCRIPT = """
-import duckdb, sys
-duckdb.sql(f"COPY (SELECT to_json(t) FROM read_json('{sys.argv[1]}', format='array', union_by_name=true) t) "
-           "TO '/dev/stdout' (FORMAT csv, HEADER false, FORCE_QUOTE *)")
-"""
-
-
-def duckdb_run(python, url, folder):
-    """DuckDB's read_json over the files under `folder`, into PostgreSQL; wall seconds."""
-    start = time.perf_counter()
-    duck = subprocess.Popen([python, "-c", DUCKDB_SCRIPT, str(folder / "**" / "*.json.gz")], stdout=subprocess.PIPE)
-    copy = subprocess.run(["psql", url, "-qc", "COPY duckdb_logs FROM STDIN (FORMAT csv)"], stdin=duck.stdout,
-                          capture_output=True, text=True)
-    duck.stdout.close()
-    if duck.wait() != 0 or copy.returncode != 0:
-        sys.exit(f"duckdb failed: {copy.stderr[-2000:]}")
-    return time.perf_counter() - start
 
 
 def s3_rounds(args, url, folder, layout):
