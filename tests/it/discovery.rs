@@ -1,7 +1,7 @@
 //! Discovery at scale (issue 19): `--follow` lists from the listing mark, and a full
 //! listing every `--reconcile-interval` finds what sorts before it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ingestor_s3kit::{FaultProxy, Kind, Options};
 use serde_json::json;
@@ -29,27 +29,6 @@ async fn seed_completed(pool: &PgPool, bucket: &str, keys: &[String]) {
     .execute(pool)
     .await
     .unwrap();
-}
-
-async fn wait_for_key(pool: &PgPool, key: &str, within: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let done: Option<String> = sqlx::query_scalar(
-            "SELECT status FROM processed_files WHERE s3_key = $1 AND status = 'COMPLETED'",
-        )
-        .bind(key)
-        .fetch_optional(pool)
-        .await
-        .unwrap();
-        if done.is_some() {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "{key} not COMPLETED within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Issue 19 item 3: in steady state a pass costs one LIST request, not one per 1,000
@@ -91,7 +70,7 @@ async fn follow_lists_after_the_mark_and_a_full_listing_finds_keys_before_it(poo
     // A key after the mark: the next pass takes it.
     tokio::time::sleep(Duration::from_secs(2)).await;
     put(&store, "logs/c-new.json.gz", object(3)).await;
-    wait_for_key(&pool, "logs/c-new.json.gz", Duration::from_secs(5)).await;
+    util::completed_within(&pool, "logs/c-new.json.gz", Duration::from_secs(5)).await;
     // A key before the mark: incremental passes cannot see it; the full listing does.
     put(&store, "logs/a-late.json.gz", object(4)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -102,7 +81,7 @@ async fn follow_lists_after_the_mark_and_a_full_listing_finds_keys_before_it(poo
     .await
     .unwrap();
     assert_eq!(seen, 0, "an incremental pass listed a key before the mark");
-    wait_for_key(&pool, "logs/a-late.json.gz", Duration::from_secs(15)).await;
+    util::completed_within(&pool, "logs/a-late.json.gz", Duration::from_secs(15)).await;
     let stopped = util::terminate(child).await;
     assert_eq!(stopped.code, 0, "{}", stopped.stderr);
 

@@ -115,27 +115,6 @@ async fn wait_for_messages(queue: &SqsClient, want: (u64, u64), within: Duration
     }
 }
 
-async fn completed_at(pool: &PgPool, key: &str, within: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let done: Option<String> = sqlx::query_scalar(
-            "SELECT status FROM processed_files WHERE s3_key = $1 AND status = 'COMPLETED'",
-        )
-        .bind(key)
-        .fetch_optional(pool)
-        .await
-        .unwrap();
-        if done.is_some() {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "{key:?} not COMPLETED within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 fn follow(
     pool: &PgPool,
     s3: &S3Server,
@@ -199,7 +178,7 @@ async fn objects_uploaded_while_following_notifications_are_ingested_within_5_s_
         let n = 3 + i;
         records += n;
         put(&store, key, object(n, key)).await;
-        let lag = completed_at(&pool, key, Duration::from_secs(5)).await;
+        let lag = util::completed_within(&pool, key, Duration::from_secs(5)).await;
         eprintln!("{key}: COMPLETED {lag:?} after its upload");
     }
     // Outside --prefix: its notification is deleted, nothing recorded.
@@ -284,7 +263,7 @@ async fn an_object_notified_while_a_large_one_is_ingested_is_taken_at_once(pool:
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     put(&store, "logs/small.json.gz", object(3, "small")).await;
-    completed_at(&pool, "logs/small.json.gz", Duration::from_secs(5)).await;
+    util::completed_within(&pool, "logs/small.json.gz", Duration::from_secs(5)).await;
     let big_status: String =
         sqlx::query_scalar("SELECT status FROM processed_files WHERE s3_key = 'logs/big.json'")
             .fetch_one(&pool)
@@ -294,7 +273,7 @@ async fn an_object_notified_while_a_large_one_is_ingested_is_taken_at_once(pool:
         big_status, "PROCESSING",
         "the large object is still being read"
     );
-    completed_at(&pool, "logs/big.json", Duration::from_secs(60)).await;
+    util::completed_within(&pool, "logs/big.json", Duration::from_secs(60)).await;
     let stopped = util::terminate(child).await;
     assert_eq!(stopped.code, 0, "{}", stopped.stderr);
     assert_eq!(stopped.count("records_ingested"), 25_003);
@@ -333,8 +312,8 @@ async fn an_object_no_notification_reported_is_found_by_the_reconciliation(pool:
     put(&store, "logs/before.json.gz", object(2, "before")).await;
     notify(&s3, "events", "recon-q").await;
     put(&store, "logs/notified.json.gz", object(3, "notified")).await;
-    completed_at(&pool, "logs/notified.json.gz", Duration::from_secs(5)).await;
-    completed_at(&pool, "logs/before.json.gz", Duration::from_secs(15)).await;
+    util::completed_within(&pool, "logs/notified.json.gz", Duration::from_secs(5)).await;
+    util::completed_within(&pool, "logs/before.json.gz", Duration::from_secs(15)).await;
     let stopped = util::terminate(child).await;
     assert_eq!(stopped.code, 0, "{}", stopped.stderr);
     assert_eq!(stopped.count("records_ingested"), 5);
@@ -408,7 +387,7 @@ async fn a_worker_killed_with_a_batch_in_hand_loses_no_notification(pool: PgPool
         .spawn()
         .unwrap();
     for key in &keys {
-        completed_at(&pool, key, Duration::from_secs(10)).await;
+        util::completed_within(&pool, key, Duration::from_secs(10)).await;
     }
     wait_for_messages(&queue, (0, 0), Duration::from_secs(10)).await;
     let stopped = util::terminate(second).await;

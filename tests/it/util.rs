@@ -203,3 +203,29 @@ pub async fn expire_leases(pool: &PgPool) {
     .await
     .unwrap();
 }
+
+/// Waits until the job of `key` is COMPLETED; how long that took. Fails after `within`.
+pub async fn completed_within(
+    pool: &PgPool,
+    key: &str,
+    within: std::time::Duration,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let done: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM processed_files WHERE s3_key = $1 AND status = 'COMPLETED'",
+        )
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if done.is_some() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{key:?} not COMPLETED within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
