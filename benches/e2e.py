@@ -14,7 +14,7 @@ most (ratios 1.12-1.22 in the first runs against 1.28-1.38 later in the same ser
 database's CPU per row was higher in them, `ingestor`'s most). After a release build even one
 pair was not enough: use --warmup 3 there.
 
-  python3 benches/e2e.py --records 1000000 --files 20 --runs 3 [--concurrency 3] [--parquet]
+  python3 benches/e2e.py --records 1000000 --files 20 --runs 3 [--concurrency 3] [--parquet] [--delta]
 
 With --versus OTHER_BINARY (repeatable) each round also runs that binary over an emptied table
 of its own database (`<database>_v1`, ... migrated by that binary, so builds with different
@@ -24,6 +24,10 @@ rounds, each with its own medians and ratios.
 With --parquet it then writes the same files to a Parquet lake (`--sink parquet=DIR`, no
 database rows), RUNS times, and compares records/s, client CPU and bytes on disk per million
 records with the PostgreSQL table (heap, TOAST and indexes) and the gzipped input.
+
+With --delta it then writes the same files to a Delta table (`--sink delta=DIR` alone, then
+`--sink postgres,delta=DIR`), RUNS times each, alternating: records/s, client CPU, peak RSS
+and bytes on disk per million records.
 
 Needs a release build (`cargo build --release`), PostgreSQL on DATABASE_URL (a database
 named by --database, created if missing) and psql. Everything talks to 127.0.0.1 only.
@@ -109,6 +113,7 @@ def main():
     parser.add_argument("--concurrency", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1, help="uncounted pairs of runs first")
     parser.add_argument("--parquet", action="store_true", help="also measure the Parquet sink")
+    parser.add_argument("--delta", action="store_true", help="also measure the Delta sink, alone and with PostgreSQL")
     parser.add_argument("--database", default="ingestor_bench")
     parser.add_argument("--data", default=str(ROOT / "bench-data"))
     parser.add_argument("--binary", default=os.environ.get("INGESTOR_BIN", str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "ingestor")))
@@ -186,6 +191,8 @@ def main():
         print(f"| {name} | {med('rate'):,.0f} | {statistics.median(ratios):.2f} (runs: {runs}) | {med('cpu') * per_m:.1f} | {med('db') * per_m:.1f} | {med('rss'):.0f} |")
     if args.parquet:
         parquet(args, env, data, count, table_bytes)
+    if args.delta:
+        delta(args, env, data, count)
 
 
 def parquet(args, env, data, count, table_bytes):
@@ -209,6 +216,31 @@ def parquet(args, env, data, count, table_bytes):
     print(f"| gzipped JSON input | | | {gz * per_m / 1e6:.0f} |")
     print(f"| PostgreSQL `logs` (heap + TOAST + indexes) | see above | see above | {table_bytes * per_m / 1e6:.0f} |")
     print(f"| Parquet lake, ZSTD (`--sink parquet=DIR`) | {med('rate'):,.0f} | {med('cpu') * per_m:.1f} | {med('size') * per_m / 1e6:.0f} |")
+
+
+def delta(args, env, data, count):
+    """The Delta sink over the same files, alone and beside PostgreSQL, alternating."""
+    table = Path(args.data) / "delta"
+    modes = [("`--sink delta=DIR`", f"delta={table}"), ("`--sink postgres,delta=DIR`", f"postgres,delta={table}")]
+    runs = {name: [] for name, _ in modes}
+    for run in range(args.runs):
+        for name, sink in modes:
+            shutil.rmtree(table, ignore_errors=True)
+            reset()
+            wall, cpu, db_cpu, rss, _ = timed([args.binary, "ingest-file", "--json", "--concurrency", str(args.concurrency),
+                                               "--sink", sink, *args.extra, str(data)], env)
+            size = sum(f.stat().st_size for f in table.rglob("*.parquet"))
+            runs[name].append(dict(rate=count / wall, cpu=cpu, db=db_cpu, rss=rss, size=size))
+            print(f"{name} run {run + 1}: {count / wall:,.0f} rec/s ({wall:.1f} s, client CPU {cpu:.1f} s, "
+                  f"db CPU {db_cpu:.1f} s, RSS {rss:.0f} MB), {size / 1e6:.1f} MB of Parquet", flush=True)
+    per_m = 1_000_000 / count
+    print()
+    print("| sink | records/s | client CPU s / M records | peak RSS MB | Delta MB per M records |")
+    print("|---|---|---|---|---|")
+    for name, _ in modes:
+        med = lambda key: statistics.median(r[key] for r in runs[name])
+        rates = ", ".join(f"{r['rate'] / 1000:.1f}k" for r in runs[name])
+        print(f"| {name} | {med('rate'):,.0f} (runs: {rates}) | {med('cpu') * per_m:.1f} | {med('rss'):.0f} | {med('size') * per_m / 1e6:.0f} |")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use futures::StreamExt;
 
-use crate::cli::{Cli, Command, GenerateArgs, IngestFileArgs, JobsCommand, PreviewArgs, RunArgs};
+use crate::cli::{
+    Cli, Command, GenerateArgs, IngestFileArgs, JobsCommand, LakeCommand, PreviewArgs, RunArgs,
+};
 use crate::config;
 use crate::decode::SourceName;
 use crate::pipeline::{self, FileReport, FileTask, Ingest, Summary};
@@ -54,7 +56,52 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run_bucket(cli.database_url.as_deref(), args).await,
         Command::Jobs(command) => jobs_command(cli.database_url.as_deref(), command).await,
         Command::Generate(args) => generate(args),
+        Command::Lake(command) => lake_command(command).await,
     }
+}
+
+/// `lake optimize|vacuum URL`: upkeep of a Delta table.
+async fn lake_command(command: LakeCommand) -> anyhow::Result<i32> {
+    use crate::sink::delta;
+    match command {
+        LakeCommand::Optimize {
+            url,
+            target_mib,
+            json,
+            s3_timeout_secs,
+        } => {
+            let done = delta::optimize(&url, u64::from(target_mib) << 20, s3_timeout_secs).await?;
+            if json {
+                out!("{}", serde_json::to_string(&done)?);
+            } else {
+                out!(
+                    "{url}: {} files compacted into {} in {} partitions (table version {})",
+                    done.files_removed,
+                    done.files_added,
+                    done.partitions_optimized,
+                    done.table_version
+                );
+            }
+        }
+        LakeCommand::Vacuum {
+            url,
+            retention_hours,
+            dry_run,
+            json,
+            s3_timeout_secs,
+        } => {
+            let retention = std::time::Duration::from_secs_f64(retention_hours * 3600.0);
+            let done = delta::vacuum(&url, retention, dry_run, s3_timeout_secs).await?;
+            if json {
+                out!("{}", serde_json::to_string(&done)?);
+            } else if dry_run {
+                out!("{url}: {} files would be deleted", done.files_deleted);
+            } else {
+                out!("{url}: {} files deleted", done.files_deleted);
+            }
+        }
+    }
+    Ok(0)
 }
 
 async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {

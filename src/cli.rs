@@ -45,6 +45,57 @@ pub enum Command {
     Jobs(JobsCommand),
     /// Write deterministic sample pino-style log files (for demos, tests and benchmarks).
     Generate(GenerateArgs),
+    /// Upkeep of a Delta table written by `--sink delta=URL` (safe while ingestion runs).
+    #[command(subcommand)]
+    Lake(LakeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// Compact the small files of each partition into files of about --target-mib; rows and
+    /// partitions do not change.
+    Optimize {
+        /// The table: a folder or s3://bucket/prefix.
+        url: String,
+        /// Size of the files written, in MiB.
+        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        target_mib: u32,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Seconds each S3 request may take (default 30).
+        #[arg(long, env = "INGESTOR_S3_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+        s3_timeout_secs: Option<u64>,
+    },
+    /// Delete files that no table version of the last --retention-hours needs, and files
+    /// never committed (left by a writer that died) older than that.
+    Vacuum {
+        /// The table: a folder or s3://bucket/prefix.
+        url: String,
+        /// Versions of this many hours stay readable (time travel, readers still running).
+        #[arg(long, default_value_t = 168.0, value_parser = hours)]
+        retention_hours: f64,
+        /// List nothing, delete nothing: count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Seconds each S3 request may take (default 30).
+        #[arg(long, env = "INGESTOR_S3_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+        s3_timeout_secs: Option<u64>,
+    },
+}
+
+/// Hours, from 0 to ten years.
+fn hours(value: &str) -> Result<f64, String> {
+    let hours: f64 = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number of hours"))?;
+    if !(0.0..=87_600.0).contains(&hours) {
+        return Err(format!("{value} is out of range: 0 to 87600 hours"));
+    }
+    Ok(hours)
 }
 
 #[derive(Debug, Args)]
@@ -184,19 +235,21 @@ pub struct PipelineArgs {
     pub table: String,
 
     /// Where rows go: `postgres` (the table), `parquet=URL` (a folder or
-    /// s3://bucket/prefix, Hive-partitioned by day), or both (repeat, or separate by commas).
+    /// s3://bucket/prefix, Hive-partitioned by day), `delta=URL` (a Delta table there,
+    /// partitioned by `date`), or PostgreSQL and one lake (repeat, or separate by commas).
     #[arg(long = "sink", env = "INGESTOR_SINK", value_delimiter = ',', default_value = "postgres", value_parser = parse_sink)]
     pub sinks: Vec<SinkArg>,
 
-    /// Parquet sink: rows per row group at most.
+    /// Parquet and Delta sinks: rows per row group at most.
     #[arg(long, env = "INGESTOR_PARQUET_ROW_GROUP_ROWS", default_value_t = 131_072, value_parser = clap::value_parser!(u32).range(1..))]
     pub parquet_row_group_rows: u32,
 
-    /// Parquet sink: MiB per row group at most (bounds the writer's memory per open file).
+    /// Parquet and Delta sinks: MiB per row group at most (bounds the writer's memory per
+    /// open file; the Delta sink's files are about this size).
     #[arg(long, env = "INGESTOR_PARQUET_ROW_GROUP_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub parquet_row_group_mib: u32,
 
-    /// Parquet sink: ZSTD compression level (1 fast .. 22 small).
+    /// Parquet and Delta sinks: ZSTD compression level (1 fast .. 22 small).
     #[arg(long, env = "INGESTOR_PARQUET_ZSTD_LEVEL", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub parquet_zstd_level: i32,
 
@@ -357,6 +410,8 @@ pub enum SinkArg {
     Postgres,
     /// A Parquet lake at this URL.
     Parquet(String),
+    /// A Delta table at this URL.
+    Delta(String),
 }
 
 /// An include glob, checked when parsed (a bad one is a usage error).
@@ -396,8 +451,10 @@ fn parse_sink(value: &str) -> Result<SinkArg, String> {
     match value.split_once('=') {
         None if value == "postgres" => Ok(SinkArg::Postgres),
         Some(("parquet", url)) if !url.is_empty() => Ok(SinkArg::Parquet(url.to_string())),
+        Some(("delta", url)) if !url.is_empty() => Ok(SinkArg::Delta(url.to_string())),
         _ => Err(format!(
-            "`{value}`: expected `postgres` or `parquet=URL` (a folder or s3://bucket/prefix)"
+            "`{value}`: expected `postgres`, `parquet=URL` or `delta=URL` (a folder or \
+             s3://bucket/prefix)"
         )),
     }
 }

@@ -15,6 +15,7 @@ use crate::cli::{PipelineArgs, SinkArg};
 use crate::limit::Limits;
 use crate::pipeline::{Ingest, Settings};
 use crate::sink::TargetTable;
+use crate::sink::delta::DeltaSink;
 use crate::sink::parquet::{self as lake, Lake, LakeOptions};
 use crate::source::listing::Listing;
 use crate::transform::{PlanCache, Transform, TransformSql};
@@ -234,11 +235,22 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         .iter()
         .filter_map(|s| match s {
             SinkArg::Parquet(url) => Some(url.as_str()),
-            SinkArg::Postgres => None,
+            SinkArg::Postgres | SinkArg::Delta(_) => None,
         })
         .collect();
-    anyhow::ensure!(lake_urls.len() <= 1, "at most one --sink parquet=URL");
-    if !lake_urls.is_empty() {
+    let delta_urls: Vec<&str> = args
+        .sinks
+        .iter()
+        .filter_map(|s| match s {
+            SinkArg::Delta(url) => Some(url.as_str()),
+            SinkArg::Postgres | SinkArg::Parquet(_) => None,
+        })
+        .collect();
+    anyhow::ensure!(
+        lake_urls.len() + delta_urls.len() <= 1,
+        "at most one lake: one --sink parquet=URL or one --sink delta=URL (beside postgres)"
+    );
+    if !lake_urls.is_empty() || !delta_urls.is_empty() {
         // A source object's Parquet output is published in one piece, so the file is one
         // transaction (still streamed: memory does not grow with it).
         settings.chunk_records = usize::MAX;
@@ -257,17 +269,17 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
     } else {
         None
     };
+    let lake_options = LakeOptions {
+        row_group_rows: args.parquet_row_group_rows as usize,
+        row_group_bytes: args.parquet_row_group_mib as usize * (1 << 20),
+        zstd_level: args.parquet_zstd_level,
+        ..LakeOptions::default()
+    };
     let lake = match lake_urls.first() {
         Some(url) => {
-            let options = LakeOptions {
-                row_group_rows: args.parquet_row_group_rows as usize,
-                row_group_bytes: args.parquet_row_group_mib as usize * (1 << 20),
-                zstd_level: args.parquet_zstd_level,
-                ..LakeOptions::default()
-            };
             let lake = Lake::new(
                 lake::location(url, args.s3_timeout_secs)?,
-                options,
+                lake_options,
                 planned.output_schema(),
             )
             .with_context(|| format!("transform {} and --sink parquet={url}", transform.origin))?;
@@ -275,9 +287,23 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         }
         None => None,
     };
+    let delta = match delta_urls.first() {
+        Some(url) => {
+            let sink = DeltaSink::open(
+                url,
+                planned.output_schema(),
+                lake_options,
+                args.s3_timeout_secs,
+            )
+            .await
+            .with_context(|| format!("transform {} and --sink delta={url}", transform.origin))?;
+            Some(Arc::new(sink))
+        }
+        None => None,
+    };
     anyhow::ensure!(
-        postgres.is_some() || lake.is_some(),
-        "no sink: give --sink postgres and/or --sink parquet=URL"
+        postgres.is_some() || lake.is_some() || delta.is_some(),
+        "no sink: give --sink postgres and/or --sink parquet=URL or delta=URL"
     );
     let limits = Limits::new(args.max_records_per_sec, args.max_bytes_per_sec);
     let kind = planned.kind().clone();
@@ -289,6 +315,7 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         transform,
         postgres,
         lake,
+        delta,
         settings,
         limits: Arc::new(limits),
         kind,

@@ -198,6 +198,8 @@ impl Runner {
     async fn drain(&self, reports: &mut HashMap<String, FileReport>) -> anyhow::Result<()> {
         let mut running = JoinSet::new();
         let group_files = self.ingest.settings.group_files;
+        // A Parquet lake publishes each object's own files: no groups. A Delta table takes a
+        // group's objects in one commit.
         let grouping = group_files > 1 && self.ingest.lake.is_none();
         // Claimed small files, read ahead, in groups waiting for a task. Kept at two
         // groups' worth beyond the running ones: what they hold is bounded by

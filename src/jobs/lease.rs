@@ -111,6 +111,40 @@ impl Lease {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Picks and records (pending) the Delta application-transaction version of this run
+    /// for `table`, in its own short transaction on `pool` (guarded). None: the lease is
+    /// lost. See sql/jobs/delta_prepare.sql.
+    pub async fn delta_prepare(&self, pool: &PgPool, table: &str) -> sqlx::Result<Option<i64>> {
+        sqlx::query_scalar(include_str!("../../sql/jobs/delta_prepare.sql"))
+            .bind(&self.bucket)
+            .bind(&self.key)
+            .bind(self.token)
+            .bind(table)
+            .fetch_optional(pool)
+            .await
+    }
+
+    /// Records run `version` as committed to `table` at `table_version` (guarded), before
+    /// [`complete`] in the same transaction. False: the lease is lost.
+    pub async fn delta_record(
+        &self,
+        conn: &mut PgConnection,
+        table: &str,
+        version: i64,
+        table_version: Option<i64>,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query(include_str!("../../sql/jobs/delta_record.sql"))
+            .bind(&self.bucket)
+            .bind(&self.key)
+            .bind(self.token)
+            .bind(table)
+            .bind(version)
+            .bind(table_version)
+            .execute(conn)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Marks the file FAILED with `error` (guarded). A transient fault may be retried after
     /// `retry_after`; a `permanent` one (the object's bytes cannot be read, the object is
     /// gone) is never due again (`next_attempt_at` = infinity) until `jobs retry` or a new

@@ -21,7 +21,7 @@ use super::reject_spool::{RejectSpool, SpoolError, SpoolLimits};
 use super::task::Ingest;
 use crate::buffers::RowsBuffer;
 use crate::cancel::Cancel;
-use crate::sink::parquet::{AfterCommit, LakeJob};
+use crate::sink::lake::{LakeDone, LakeWrite};
 
 /// One encoded batch of a chunk.
 #[derive(Default)]
@@ -81,7 +81,7 @@ pub async fn commit_chunks(
     cancel: &Cancel,
     input: &mut Receiver<Result<Encoded, FileError>>,
     counts: &mut ChunkCounts,
-    lake: &mut Option<LakeJob>,
+    lake: &mut Option<LakeWrite>,
     Start { resume, isolate }: Start,
 ) -> Result<Completion, FileError> {
     let (pool, limits) = (&ingest.pool, &ingest.limits);
@@ -283,7 +283,7 @@ pub enum Completion {
 pub async fn complete(
     ingest: &Ingest,
     lease: &Lease,
-    lake: Option<LakeJob>,
+    lake: Option<LakeWrite>,
 ) -> Result<(), FileError> {
     let mut tx = ingest.pool.begin().await?;
     let after = complete_in(&mut tx, lease, lake, &ingest.destinations()).await?;
@@ -299,9 +299,9 @@ pub async fn complete(
 async fn complete_in(
     tx: &mut PgConnection,
     lease: &Lease,
-    lake: Option<LakeJob>,
+    lake: Option<LakeWrite>,
     destinations: &[String],
-) -> Result<Option<AfterCommit>, FileError> {
+) -> Result<Option<LakeDone>, FileError> {
     let after = match lake {
         Some(job) => Some(job.publish(tx, lease).await?),
         None => None,
@@ -330,6 +330,7 @@ mod tests {
             transform: TransformSql::builtin(),
             postgres: None,
             lake: None,
+            delta: None,
             settings: Settings::default(),
             limits: Arc::new(Limits::default()),
             kind: crate::transform::PlanKind::RowWise,

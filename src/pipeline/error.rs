@@ -4,6 +4,8 @@ use arrow::error::ArrowError;
 
 use crate::decode::FrameError;
 use crate::jobs::Lease;
+use crate::sink::delta::DeltaError;
+use crate::sink::lake::LakeWriteError;
 use crate::sink::parquet::{LakeError, PublishError};
 use crate::transform::TransformError;
 
@@ -107,6 +109,9 @@ pub enum FileError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Lake(#[from] LakeError),
+    /// Boxed: delta-rs' errors are large, and results of this type are everywhere.
+    #[error(transparent)]
+    Delta(Box<DeltaError>),
     #[error("lease lost: another worker took the file over")]
     LeaseLost,
     #[error("stopped by a signal")]
@@ -132,6 +137,9 @@ impl FileError {
             | FileError::Transform(_)
             | FileError::Encode(_)
             | FileError::RowRefused(_) => true,
+            // A table that cannot take the object's rows as they are (a replacing run of a
+            // transform without source columns) stays so on retry; I/O and commits do not.
+            FileError::Delta(e) => matches!(**e, DeltaError::Config(_)),
             FileError::Database(_)
             | FileError::Lake(_)
             | FileError::LeaseLost
@@ -150,6 +158,23 @@ pub struct FatalError {
     pub source: sqlx::Error,
     /// The claim held when the database failed, to give back once it answers again.
     pub lease: Option<Lease>,
+}
+
+impl From<DeltaError> for FileError {
+    fn from(error: DeltaError) -> Self {
+        FileError::Delta(Box::new(error))
+    }
+}
+
+impl From<LakeWriteError> for FileError {
+    fn from(error: LakeWriteError) -> Self {
+        match error {
+            LakeWriteError::Parquet(e) => e.into(),
+            LakeWriteError::Delta(e) => FileError::from(e),
+            LakeWriteError::Database(e) => FileError::Database(e),
+            LakeWriteError::LeaseLost => FileError::LeaseLost,
+        }
+    }
 }
 
 impl From<PublishError> for FileError {

@@ -19,6 +19,8 @@ use super::read_stage::read_source;
 use super::report::{FileReport, Outcome};
 use super::task::{FileTask, Ingest};
 use super::transform_stage::transform_stage;
+use crate::sink::delta::DeltaJob;
+use crate::sink::lake::{LakeWrite, LakeWriteError};
 use crate::sink::parquet::LakeJob;
 
 /// Ingests one file: claims it, streams it into the target table chunk by chunk, and marks
@@ -266,7 +268,7 @@ async fn stream_file(
     let mut resume = state.checkpoint;
     // A file that is one transaction starts over if an earlier run (with another transform
     // or sink) left it at a checkpoint.
-    let one_piece = ingest.lake.is_some() || ingest.whole_file();
+    let one_piece = ingest.has_lake() || ingest.whole_file();
     if one_piece && resume > 0 {
         restart(ingest, lease).await?;
         resume = 0;
@@ -346,13 +348,25 @@ async fn stream_once(
         settings.chunk_records = usize::MAX;
         settings.chunk_bytes = usize::MAX;
     }
-    let (mut lake_job, lake_tx) = match &ingest.lake {
-        Some(lake) => {
+    let (mut lake_job, lake_tx) = match (&ingest.lake, &ingest.delta) {
+        (Some(lake), _) => {
             let (job, tx) =
                 LakeJob::start(Arc::clone(lake), &task.bucket, &task.key, &task.display)?;
-            (Some(job), Some(tx))
+            (Some(LakeWrite::Parquet(job)), Some(tx))
         }
-        None => (None, None),
+        (None, Some(delta)) => {
+            let (job, tx) = DeltaJob::start(
+                Arc::clone(delta),
+                &ingest.pool,
+                lease,
+                &task.bucket,
+                &task.key,
+            )
+            .await
+            .map_err(LakeWriteError::from)?;
+            (Some(LakeWrite::Delta(job)), Some(tx))
+        }
+        (None, None) => (None, None),
     };
     let transform = ingest.plans.take().await?;
     let compressed = ByteCounter::default();
@@ -431,7 +445,7 @@ async fn stream_once(
     };
     match (result, lake_job) {
         // The Parquet writer's own error explains why the pipeline stopped.
-        (Err(error), Some(job)) => Err(job.error().await.map_or(error, FileError::Lake)),
+        (Err(error), Some(job)) => Err(job.error().await.map_or(error, FileError::from)),
         (result, _) => result,
     }
 }

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::buffers::RowsBuffer;
@@ -19,6 +20,7 @@ use crate::cancel::Cancel;
 use crate::decode::{Reject, SourceName};
 use crate::events::{self, Records};
 use crate::jobs::{self, ChunkCounts, GroupEntry, Lease};
+use crate::sink::delta::group as delta_group;
 use crate::sink::postgres::ChunkCopy;
 use crate::source::{ByteCounter, ObjectVersion};
 
@@ -73,6 +75,8 @@ pub struct GroupDone {
 /// One file, encoded whole.
 pub struct EncodedFile {
     rows: Vec<RowsBuffer>,
+    /// The transform's output, kept for the Delta sink (empty without it).
+    batches: Vec<RecordBatch>,
     rejects: Vec<Reject>,
     counts: ChunkCounts,
     next_checkpoint: u64,
@@ -144,6 +148,34 @@ async fn commit_transaction(
         done.alone.extend(ready.iter().map(|(i, _)| *i));
         return;
     }
+    // With a Delta sink, only first runs the table holds no commit of share the commit.
+    let ready = match &ingest.delta {
+        None => ready,
+        Some(delta) => {
+            let leases: Vec<&Lease> = ready.iter().map(|(i, _)| &members[*i].lease).collect();
+            match delta_group::prepare(delta, &ingest.pool, &leases).await {
+                Ok(joinable) => {
+                    let mut kept = Vec::with_capacity(ready.len());
+                    for ((i, file), join) in ready.into_iter().zip(joinable) {
+                        if join {
+                            kept.push((i, file));
+                        } else {
+                            done.alone.push(i);
+                        }
+                    }
+                    kept
+                }
+                Err(error) => {
+                    tracing::info!(files = ready.len(), %error, "the group cannot be prepared for the Delta table: its files are ingested alone");
+                    done.alone.extend(ready.iter().map(|(i, _)| *i));
+                    return;
+                }
+            }
+        }
+    };
+    if ready.is_empty() {
+        return;
+    }
     let commit_started = Instant::now();
     match commit_group(ingest, members, &ready).await {
         Ok(true) => {
@@ -188,6 +220,19 @@ async fn commit_group(
     members: &[Member],
     ready: &[(usize, EncodedFile)],
 ) -> Result<bool, FileError> {
+    // The Delta commit first: a crash before the PostgreSQL transaction leaves the files
+    // pending, and their next attempt finds their keys in the table.
+    let delta_version = match &ingest.delta {
+        Some(delta) => {
+            let leases: Vec<&Lease> = ready.iter().map(|(i, _)| &members[*i].lease).collect();
+            let batches = ready
+                .iter()
+                .flat_map(|(_, file)| file.batches.iter().cloned())
+                .collect();
+            Some(delta_group::commit(delta, &leases, batches).await?)
+        }
+        None => None,
+    };
     let mut tx = ingest.pool.begin().await?;
     if let Some(sink) = &ingest.postgres {
         let mut copy = ChunkCopy::new(&mut tx, sink);
@@ -217,6 +262,18 @@ async fn commit_group(
             version: file.version.as_ref(),
         })
         .collect();
+    if let (Some(delta), Some(version)) = (&ingest.delta, delta_version) {
+        for (i, _) in ready {
+            let lease = &members[*i].lease;
+            if !lease
+                .delta_record(&mut tx, delta.display(), 1, Some(version))
+                .await?
+            {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
+    }
     let bucket = &members[ready[0].0].lease.bucket;
     if !jobs::complete_group(&mut tx, bucket, &entries, &ingest.destinations()).await? {
         tx.rollback().await?;
@@ -277,6 +334,7 @@ async fn encode_small(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, F
         .await;
     let mut transform = ingest.plans.take().await?;
     let mut rows = Vec::new();
+    let mut kept = Vec::new();
     let mut ingested = 0;
     for batch in batches {
         let out = transform.run(vec![batch]).await?;
@@ -285,10 +343,14 @@ async fn encode_small(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, F
         if !data.is_empty() {
             rows.push(data);
         }
+        if ingest.delta.is_some() {
+            kept.extend(out.into_iter().filter(|b| b.num_rows() > 0));
+        }
     }
     ingest.plans.give_back(transform);
     Ok(EncodedFile {
         rows,
+        batches: kept,
         counts: ChunkCounts {
             ingested,
             rejected: rejects.len() as u64,
@@ -329,14 +391,30 @@ async fn encode_staged(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, 
     let decoder = tokio::task::spawn_blocking(move || {
         decode_stage::run(bytes_rx, decoded_tx, name, 0, None, settings, compressed)
     });
+    // The Delta sink keeps the transform's output of the file.
+    let (lake_tx, kept) = match ingest.delta {
+        Some(_) => {
+            let (tx, mut rx) = mpsc::channel::<RecordBatch>(4);
+            let kept = tokio::spawn(async move {
+                let mut kept = Vec::new();
+                while let Some(batch) = rx.recv().await {
+                    kept.push(batch);
+                }
+                kept
+            });
+            (Some(tx), Some(kept))
+        }
+        None => (None, None),
+    };
     let transformer = tokio::spawn(transform_stage(
         transform,
         ingest.postgres.clone(),
-        None,
+        lake_tx,
         decoded_rx,
         encoded_tx,
     ));
     let mut file = EncodedFile {
+        batches: Vec::new(),
         rows: Vec::new(),
         rejects: Vec::new(),
         counts: ChunkCounts::default(),
@@ -377,6 +455,11 @@ async fn encode_staged(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, 
     let _ = decoder.await;
     let _ = reader.await;
     collected?;
+    if let Some(kept) = kept {
+        file.batches = kept
+            .await
+            .map_err(|e| FileError::Stage(format!("keeping the file's output: {e}")))?;
+    }
     file.version = version_rx.await.ok();
     Ok(file)
 }

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::limit::Limits;
 use crate::sink::SinkPlan;
+use crate::sink::delta::DeltaSink;
 use crate::sink::parquet::Lake;
 use crate::source::SourceRef;
 use crate::transform::{PlanCache, PlanKind, TransformSql};
@@ -21,6 +22,8 @@ pub struct Ingest {
     pub postgres: Option<SinkPlan>,
     /// The Parquet sink (`--sink parquet=URL`).
     pub lake: Option<Arc<Lake>>,
+    /// The Delta sink (`--sink delta=URL`); at most one of `lake` and `delta`.
+    pub delta: Option<Arc<DeltaSink>>,
     pub settings: Settings,
     pub limits: Arc<Limits>,
     /// How the transform runs over a file (row-wise, or once per file).
@@ -36,8 +39,14 @@ impl Ingest {
         self.kind.is_whole_file()
     }
 
+    /// A lake (Parquet or Delta) gets the output: each file is one transaction, its lake
+    /// output published with its completion.
+    pub fn has_lake(&self) -> bool {
+        self.lake.is_some() || self.delta.is_some()
+    }
+
     /// Where this run writes, as jobs record it when they complete: `postgres:<table>`
-    /// and `parquet:<url>`. An object COMPLETED for other destinations is not silently
+    /// `parquet:<url>` and `delta:<url>`. An object COMPLETED for other destinations is not silently
     /// taken as done (see `jobs::other_destinations`).
     pub fn destinations(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -46,6 +55,9 @@ impl Ingest {
         }
         if let Some(lake) = &self.lake {
             out.push(format!("parquet:{}", lake.display()));
+        }
+        if let Some(delta) = &self.delta {
+            out.push(format!("delta:{}", delta.display()));
         }
         out
     }

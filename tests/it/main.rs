@@ -5,6 +5,7 @@
 mod cli;
 mod compressions;
 mod decode;
+mod delta;
 mod discovery;
 mod exactly_once;
 mod failures;
