@@ -78,10 +78,23 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
         args.pipeline.reconnect_secs,
     )
     .await?;
+    let cancel = pipeline::Cancel::default();
+    // Readiness is watched when someone can ask for it (`/readyz` on --metrics-addr).
+    let probe = args.pipeline.metrics_addr.as_ref().map(|_| {
+        let checks = crate::health::Checks {
+            interval: std::time::Duration::from_secs_f64(args.interval),
+        };
+        crate::health::health().watch(checks, std::time::Instant::now());
+        let options = (*pool.connect_options()).clone();
+        tokio::spawn(crate::runner::probe_database(
+            options,
+            checks,
+            cancel.clone(),
+        ))
+    });
     start_metrics(&args.pipeline).await?;
     let mut ingest = config::ingest(pool, &args.pipeline).await?;
     ingest.settings.retry_after = std::time::Duration::from_secs_f64(args.retry_base_secs.max(0.0));
-    let cancel = pipeline::Cancel::default();
     spawn_signal_handler(cancel.clone());
     let runner = crate::runner::Runner {
         rules: crate::jobs::ClaimRules {
@@ -143,8 +156,9 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
     };
     let reporter = Reporter::start(progress_mode(&args.pipeline), Arc::clone(&runner.files));
     let result = passes(&runner, &args, &cancel, runner.wake.as_deref()).await;
+    crate::health::health().shutting_down();
     reporter.finish();
-    if let Some(task) = notifications {
+    for task in [notifications, probe].into_iter().flatten() {
         task.abort();
     }
     let (total, interrupted) = result?;
@@ -224,15 +238,15 @@ async fn refuse_other_destinations(
     )
 }
 
-/// Installs the metrics recorder (every series at 0 from the start) and serves `/metrics`
-/// when `--metrics-addr` is given.
+/// Installs the metrics recorder (every series at 0 from the start) and serves `/metrics`,
+/// `/healthz` and `/readyz` when `--metrics-addr` is given.
 async fn start_metrics(args: &crate::cli::PipelineArgs) -> anyhow::Result<()> {
     crate::metrics::install();
     if let Some(addr) = &args.metrics_addr {
-        let local = crate::metrics::serve(addr)
+        let local = crate::endpoint::serve(addr)
             .await
             .with_context(|| format!("cannot serve metrics on {addr}"))?;
-        tracing::info!(%local, "serving Prometheus metrics on /metrics");
+        tracing::info!(%local, "serving Prometheus metrics on /metrics, health on /healthz and /readyz");
     }
     Ok(())
 }
@@ -334,7 +348,8 @@ fn is_transient(error: &anyhow::Error) -> bool {
     !unreachable && (listing || crate::jobs::caused_by_connection(error))
 }
 
-/// SIGINT / SIGTERM: stop claiming, stop files between chunks and release their leases.
+/// SIGINT / SIGTERM: stop claiming, stop files between chunks and release their leases;
+/// `/healthz` and `/readyz` answer 503 from now on.
 fn spawn_signal_handler(cancel: pipeline::Cancel) {
     tokio::spawn(async move {
         let mut term =
@@ -350,6 +365,7 @@ fn spawn_signal_handler(cancel: pipeline::Cancel) {
             _ = term.recv() => 15,
         };
         tracing::warn!("stopping: finishing the current chunks and releasing leases");
+        crate::health::health().shutting_down();
         cancel.cancel_by(signal);
     });
 }
@@ -515,6 +531,7 @@ async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyho
         &reconnect(&args.pipeline, &cancel),
     )
     .await;
+    crate::health::health().shutting_down();
     reporter.finish();
     let summary = summary?.shown(&kind);
     print_summary(&summary, args.pipeline.json);
