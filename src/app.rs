@@ -376,27 +376,23 @@ async fn jobs_command(database_url: Option<&str>, command: JobsCommand) -> anyho
         JobsCommand::List {
             bucket,
             status,
+            prefix,
+            since,
+            until,
+            after,
             limit,
             json,
         } => {
-            let rows =
-                crate::jobs::list(&pool, bucket.as_deref(), status.as_deref(), limit).await?;
-            for row in &rows {
-                if json {
-                    out!("{}", serde_json::to_string(row)?);
-                } else {
-                    out!(
-                        "{}\t{}\t{}\tattempts={}\trecords={}\trejected={}\t{}",
-                        row.status,
-                        printable(&row.bucket),
-                        printable(&row.s3_key),
-                        row.attempts,
-                        row.records_ingested,
-                        row.records_rejected,
-                        printable(row.error.as_deref().unwrap_or(""))
-                    );
-                }
-            }
+            let filter = crate::jobs::JobFilter {
+                bucket,
+                status,
+                prefix,
+                since,
+                until,
+            };
+            let cursor = filter.bucket.as_deref().zip(after.as_deref());
+            let page = crate::jobs::list_page(&pool, &filter, cursor, limit).await?;
+            print_jobs(&page, filter.bucket.is_some(), json)?;
         }
         JobsCommand::Stats {
             bucket,
@@ -434,14 +430,56 @@ async fn jobs_command(database_url: Option<&str>, command: JobsCommand) -> anyho
         JobsCommand::Retry {
             bucket,
             failed,
+            prefix,
             keys,
         } => {
-            let keys = (!failed).then_some(keys.as_slice());
-            let count = crate::jobs::retry(&pool, bucket.as_deref(), keys).await?;
+            let count = if failed {
+                crate::jobs::retry_failed(&pool, bucket.as_deref(), prefix.as_ref()).await?
+            } else {
+                crate::jobs::retry_keys(&pool, bucket.as_deref(), &keys).await?
+            };
             out!("{count} job(s) back to PENDING");
         }
     }
     Ok(0)
+}
+
+/// One page of `jobs list`: a line (or JSON object) per job, then, when more jobs follow,
+/// a last line saying how to continue: `next: --after KEY` (with `--bucket`; the key as
+/// stored, control characters escaped) or `{"next_after":KEY}`. Without `--bucket` a page
+/// spans buckets and cannot be continued by key: the last line says so (`next_after`
+/// null).
+fn print_jobs(page: &crate::jobs::JobPage, one_bucket: bool, json: bool) -> anyhow::Result<()> {
+    for row in &page.rows {
+        if json {
+            out!("{}", serde_json::to_string(row)?);
+        } else {
+            out!(
+                "{}\t{}\t{}\tattempts={}\trecords={}\trejected={}\t{}",
+                row.status,
+                printable(&row.bucket),
+                printable(&row.s3_key),
+                row.attempts,
+                row.records_ingested,
+                row.records_rejected,
+                printable(row.error.as_deref().unwrap_or(""))
+            );
+        }
+    }
+    let Some(last) = page.rows.last().filter(|_| page.more) else {
+        return Ok(());
+    };
+    let next = one_bucket.then_some(last.s3_key.as_str());
+    if json {
+        out!("{}", serde_json::json!({ "next_after": next }));
+    } else if let Some(key) = next {
+        out!("next: --after {}", printable(key));
+    } else {
+        out!(
+            "next: more jobs than --limit; add --bucket B to page through one bucket with --after KEY"
+        );
+    }
+    Ok(())
 }
 
 async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyhow::Result<i32> {
