@@ -18,7 +18,7 @@ SRC = os.path.join(ROOT, "src")
 
 # Bottom first: a module may use its own layer or lower ones.
 LAYERS = [
-    {"text", "limit", "metrics", "cancel", "events"},
+    {"text", "limit", "metrics", "cancel", "events", "health", "endpoint"},
     {"source", "transform", "sink", "jobs"},
     {"pipeline"},
     {"runner", "progress"},

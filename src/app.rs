@@ -125,10 +125,23 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
         args.pipeline.reconnect_secs,
     )
     .await?;
+    let cancel = pipeline::Cancel::default();
+    // Readiness is watched when someone can ask for it (`/readyz` on --metrics-addr).
+    let probe = args.pipeline.metrics_addr.as_ref().map(|_| {
+        let checks = crate::health::Checks {
+            interval: std::time::Duration::from_secs_f64(args.interval),
+        };
+        crate::health::health().watch(checks, std::time::Instant::now());
+        let options = (*pool.connect_options()).clone();
+        tokio::spawn(crate::runner::probe_database(
+            options,
+            checks,
+            cancel.clone(),
+        ))
+    });
     start_metrics(&args.pipeline).await?;
     let mut ingest = config::ingest(pool, &args.pipeline).await?;
     ingest.settings.retry_after = std::time::Duration::from_secs_f64(args.retry_base_secs.max(0.0));
-    let cancel = pipeline::Cancel::default();
     spawn_signal_handler(cancel.clone());
     let runner = crate::runner::Runner {
         rules: crate::jobs::ClaimRules {
@@ -190,8 +203,9 @@ async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result
     };
     let reporter = Reporter::start(progress_mode(&args.pipeline), Arc::clone(&runner.files));
     let result = passes(&runner, &args, &cancel, runner.wake.as_deref()).await;
+    crate::health::health().shutting_down();
     reporter.finish();
-    if let Some(task) = notifications {
+    for task in [notifications, probe].into_iter().flatten() {
         task.abort();
     }
     let (total, interrupted) = result?;
@@ -271,15 +285,15 @@ async fn refuse_other_destinations(
     )
 }
 
-/// Installs the metrics recorder (every series at 0 from the start) and serves `/metrics`
-/// when `--metrics-addr` is given.
+/// Installs the metrics recorder (every series at 0 from the start) and serves `/metrics`,
+/// `/healthz` and `/readyz` when `--metrics-addr` is given.
 async fn start_metrics(args: &crate::cli::PipelineArgs) -> anyhow::Result<()> {
     crate::metrics::install();
     if let Some(addr) = &args.metrics_addr {
-        let local = crate::metrics::serve(addr)
+        let local = crate::endpoint::serve(addr)
             .await
             .with_context(|| format!("cannot serve metrics on {addr}"))?;
-        tracing::info!(%local, "serving Prometheus metrics on /metrics");
+        tracing::info!(%local, "serving Prometheus metrics on /metrics, health on /healthz and /readyz");
     }
     Ok(())
 }
@@ -381,7 +395,8 @@ fn is_transient(error: &anyhow::Error) -> bool {
     !unreachable && (listing || crate::jobs::caused_by_connection(error))
 }
 
-/// SIGINT / SIGTERM: stop claiming, stop files between chunks and release their leases.
+/// SIGINT / SIGTERM: stop claiming, stop files between chunks and release their leases;
+/// `/healthz` and `/readyz` answer 503 from now on.
 fn spawn_signal_handler(cancel: pipeline::Cancel) {
     tokio::spawn(async move {
         let mut term =
@@ -397,6 +412,7 @@ fn spawn_signal_handler(cancel: pipeline::Cancel) {
             _ = term.recv() => 15,
         };
         tracing::warn!("stopping: finishing the current chunks and releasing leases");
+        crate::health::health().shutting_down();
         cancel.cancel_by(signal);
     });
 }
@@ -407,27 +423,23 @@ async fn jobs_command(database_url: Option<&str>, command: JobsCommand) -> anyho
         JobsCommand::List {
             bucket,
             status,
+            prefix,
+            since,
+            until,
+            after,
             limit,
             json,
         } => {
-            let rows =
-                crate::jobs::list(&pool, bucket.as_deref(), status.as_deref(), limit).await?;
-            for row in &rows {
-                if json {
-                    out!("{}", serde_json::to_string(row)?);
-                } else {
-                    out!(
-                        "{}\t{}\t{}\tattempts={}\trecords={}\trejected={}\t{}",
-                        row.status,
-                        printable(&row.bucket),
-                        printable(&row.s3_key),
-                        row.attempts,
-                        row.records_ingested,
-                        row.records_rejected,
-                        printable(row.error.as_deref().unwrap_or(""))
-                    );
-                }
-            }
+            let filter = crate::jobs::JobFilter {
+                bucket,
+                status,
+                prefix,
+                since,
+                until,
+            };
+            let cursor = filter.bucket.as_deref().zip(after.as_deref());
+            let page = crate::jobs::list_page(&pool, &filter, cursor, limit).await?;
+            print_jobs(&page, filter.bucket.is_some(), json)?;
         }
         JobsCommand::Stats {
             bucket,
@@ -465,14 +477,56 @@ async fn jobs_command(database_url: Option<&str>, command: JobsCommand) -> anyho
         JobsCommand::Retry {
             bucket,
             failed,
+            prefix,
             keys,
         } => {
-            let keys = (!failed).then_some(keys.as_slice());
-            let count = crate::jobs::retry(&pool, bucket.as_deref(), keys).await?;
+            let count = if failed {
+                crate::jobs::retry_failed(&pool, bucket.as_deref(), prefix.as_ref()).await?
+            } else {
+                crate::jobs::retry_keys(&pool, bucket.as_deref(), &keys).await?
+            };
             out!("{count} job(s) back to PENDING");
         }
     }
     Ok(0)
+}
+
+/// One page of `jobs list`: a line (or JSON object) per job, then, when more jobs follow,
+/// a last line saying how to continue: `next: --after KEY` (with `--bucket`; the key as
+/// stored, control characters escaped) or `{"next_after":KEY}`. Without `--bucket` a page
+/// spans buckets and cannot be continued by key: the last line says so (`next_after`
+/// null).
+fn print_jobs(page: &crate::jobs::JobPage, one_bucket: bool, json: bool) -> anyhow::Result<()> {
+    for row in &page.rows {
+        if json {
+            out!("{}", serde_json::to_string(row)?);
+        } else {
+            out!(
+                "{}\t{}\t{}\tattempts={}\trecords={}\trejected={}\t{}",
+                row.status,
+                printable(&row.bucket),
+                printable(&row.s3_key),
+                row.attempts,
+                row.records_ingested,
+                row.records_rejected,
+                printable(row.error.as_deref().unwrap_or(""))
+            );
+        }
+    }
+    let Some(last) = page.rows.last().filter(|_| page.more) else {
+        return Ok(());
+    };
+    let next = one_bucket.then_some(last.s3_key.as_str());
+    if json {
+        out!("{}", serde_json::json!({ "next_after": next }));
+    } else if let Some(key) = next {
+        out!("next: --after {}", printable(key));
+    } else {
+        out!(
+            "next: more jobs than --limit; add --bucket B to page through one bucket with --after KEY"
+        );
+    }
+    Ok(())
 }
 
 async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyhow::Result<i32> {
@@ -562,6 +616,7 @@ async fn ingest_files(database_url: Option<&str>, args: IngestFileArgs) -> anyho
         &reconnect(&args.pipeline, &cancel),
     )
     .await;
+    crate::health::health().shutting_down();
     reporter.finish();
     let summary = summary?.shown(&kind);
     print_summary(&summary, args.pipeline.json);

@@ -186,15 +186,32 @@ pub struct RunArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
-    /// List jobs.
+    /// List jobs, ordered by bucket and key, a page at a time (`--limit`); when more follow,
+    /// the last line says how to continue (`--after KEY`).
     List {
         #[arg(long)]
         bucket: Option<String>,
         #[arg(long, value_parser = ["PENDING", "PROCESSING", "COMPLETED", "FAILED"])]
         status: Option<String>,
-        #[arg(long, default_value_t = 1000)]
+        /// Only keys starting with this string (a leading `/` is ignored).
+        #[arg(long, value_parser = crate::jobs::Prefix::parse)]
+        prefix: Option<crate::jobs::Prefix>,
+        /// Only jobs last updated at or after this time (RFC 3339, e.g.
+        /// `2026-12-01T08:00:00Z`, or a date: its midnight UTC).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only jobs last updated before this time (RFC 3339 or a date, as --since).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// The next page: keys of --bucket after KEY (the previous page's last line says
+        /// which). Pages walk the jobs by key without OFFSET, each job once.
+        #[arg(long, value_name = "KEY", requires = "bucket")]
+        after: Option<String>,
+        /// Jobs per page.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
         limit: i64,
-        /// One JSON object per line.
+        /// One JSON object per line; when more jobs follow, a last line
+        /// `{"next_after":KEY}` (null without --bucket).
         #[arg(long)]
         json: bool,
     },
@@ -213,9 +230,13 @@ pub enum JobsCommand {
     Retry {
         #[arg(long)]
         bucket: Option<String>,
-        /// Every FAILED job (of --bucket if given).
+        /// Every FAILED job (of --bucket and --prefix if given), in batches of
+        /// 5,000 jobs, one transaction each.
         #[arg(long, conflicts_with = "keys", required_unless_present = "keys")]
         failed: bool,
+        /// With --failed: only keys starting with this string (a leading `/` is ignored).
+        #[arg(long, conflicts_with = "keys", value_parser = crate::jobs::Prefix::parse)]
+        prefix: Option<crate::jobs::Prefix>,
         /// Keys of the jobs to retry (of --bucket, which they require: the same key may
         /// exist in several buckets).
         #[arg(requires = "bucket")]
@@ -434,6 +455,20 @@ fn seconds(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
     }
 }
 
+/// A point in time: RFC 3339 (`2026-12-01T08:00:00Z`, `2026-12-01T09:00:00+01:00`), or a
+/// date (`2026-12-01`), taken as its midnight UTC.
+fn parse_time(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(time.with_timezone(&chrono::Utc));
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        return Ok(date.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    Err(format!(
+        "`{value}` is not a time: expected RFC 3339 (2026-12-01T08:00:00Z) or a date (2026-12-01)"
+    ))
+}
+
 /// A rate per second: a positive number up to 10^12 (leave the flag out for no limit).
 fn rate(value: &str) -> Result<f64, String> {
     let per_sec: f64 = value
@@ -456,5 +491,42 @@ fn parse_sink(value: &str) -> Result<SinkArg, String> {
             "`{value}`: expected `postgres`, `parquet=URL` or `delta=URL` (a folder or \
              s3://bucket/prefix)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_or_dates_at_midnight_utc() {
+        let at = |s: &str| parse_time(s).map(|t| t.to_rfc3339());
+        assert_eq!(
+            at("2026-12-01T08:00:00Z").unwrap(),
+            "2026-12-01T08:00:00+00:00"
+        );
+        assert_eq!(
+            at("2026-12-01T09:30:00+01:00").unwrap(),
+            "2026-12-01T08:30:00+00:00"
+        );
+        assert_eq!(at("2026-12-01").unwrap(), "2026-12-01T00:00:00+00:00");
+        let error = at("yesterday").unwrap_err();
+        assert!(error.contains("RFC 3339"), "{error}");
+        assert!(at("2026-13-01").is_err());
+    }
+
+    #[test]
+    fn after_needs_a_bucket() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        assert!(parse(&["ingestor", "jobs", "list", "--after", "k"]).is_err());
+        assert!(parse(&["ingestor", "jobs", "list", "--bucket", "b", "--after", "k"]).is_ok());
+        assert!(parse(&["ingestor", "jobs", "list", "--limit", "0"]).is_err());
+        assert!(
+            parse(&[
+                "ingestor", "jobs", "retry", "--prefix", "p", "--bucket", "b", "k"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["ingestor", "jobs", "retry", "--failed", "--prefix", "p"]).is_ok());
     }
 }

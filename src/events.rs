@@ -98,7 +98,7 @@ pub fn file_finished(
 
 /// A chunk transaction committed after `elapsed` (from its first piece to COMMIT):
 /// `ingestor_copy_chunks_total`, `ingestor_copy_seconds_total`,
-/// `ingestor_chunk_commit_seconds` and the chunk's records.
+/// `ingestor_chunk_commit_seconds` and the chunk's records; the run loop moved (readiness).
 pub fn chunk_committed(elapsed: Duration, records: Records) {
     let m = instruments();
     m.copy_chunks.increment(1);
@@ -110,6 +110,7 @@ pub fn chunk_committed(elapsed: Duration, records: Records) {
     TOTALS
         .records_ingested
         .fetch_add(records.ingested, Ordering::Relaxed);
+    crate::health::progressed(crate::health::Progress::Commit);
 }
 
 /// A record whose row the database refused was stored in `rejected_records`, in a

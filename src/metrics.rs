@@ -1,5 +1,6 @@
 //! Owns the process's Prometheus metrics: names, help texts, histogram buckets, the recorder
-//! of the `metrics` crate that holds the values, and the `/metrics` endpoint (`--metrics-addr`).
+//! of the `metrics` crate that holds the values, and their text ([`render`]), which
+//! `crate::endpoint` serves on `/metrics` (`--metrics-addr`).
 //!
 //! Values are recorded by `crate::events` (one call per event: its log line and its count),
 //! per chunk or per file, never per record. The exposition is the classic Prometheus text
@@ -15,8 +16,6 @@ use std::time::Duration;
 
 use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// The outcomes `ingestor_files_total` is labelled with, all present from the start.
 pub const FILE_OUTCOMES: [&str; 4] = ["completed", "failed", "skipped", "lease_lost"];
@@ -288,33 +287,6 @@ pub fn render() -> String {
     instruments.copy_seconds.render(&mut out);
     instruments.lag_seconds.render(&mut out);
     out
-}
-
-/// Serves `/metrics` on `addr` until the process ends.
-pub async fn serve(addr: &str) -> std::io::Result<std::net::SocketAddr> {
-    install();
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let mut request = [0u8; 2048];
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await;
-                let body = render();
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    Ok(local)
 }
 
 /// The value of one series (`name` or `name{labels}`) in a text exposition.

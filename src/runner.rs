@@ -21,14 +21,17 @@ use globset::GlobSet;
 use tokio::task::JoinSet;
 
 use crate::events;
+use crate::health::{self, Progress};
 use crate::jobs::{self, ClaimRules, ClaimedFile, Lease, LeaseKeeper, Listed, Prefix, Reconnect};
 use crate::pipeline::{self, Cancel, FatalError, FileReport, FileTask, Ingest, Outcome, Summary};
 use crate::progress::FileCounts;
 use crate::source::listing::{Listing, Pages};
 
 mod notifications;
+mod probe;
 
 pub use notifications::Consumer;
+pub use probe::probe_database;
 
 /// A pass waits for a failed file's retry only when it is due within this: a pass (a cron
 /// backfill, a CI job) never sleeps on a retry minutes away; it ends, and a later pass (the
@@ -167,6 +170,7 @@ impl Runner {
         for report in reports.values() {
             summary.add(report);
         }
+        health::progressed(Progress::Pass);
         Ok(summary)
     }
 
@@ -661,6 +665,7 @@ impl Runner {
     ) -> anyhow::Result<()> {
         let replace = self.on_change == OnChange::Reingest;
         let page = jobs::discover(&self.ingest.pool, &self.bucket, page, replace).await?;
+        health::progressed(Progress::ListingPage);
         found.new += page.new;
         found.replaced += page.replaced;
         Ok(())

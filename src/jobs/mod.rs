@@ -8,6 +8,7 @@
 mod group;
 mod lease;
 mod mark;
+mod page;
 mod prefix;
 mod queue;
 mod reconnect;
@@ -22,11 +23,11 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub use group::{GroupEntry, complete_group};
 pub use lease::{ChunkCounts, Disposition, Lease, LeaseKeeper, backoff, disposition};
 pub use mark::{ListingMark, advance_mark, listing_mark};
+pub use page::{JobFilter, JobPage, JobRow, RETRY_BATCH, list_page, retry, retry_failed};
 pub use prefix::Prefix;
 pub use queue::{
-    ClaimRules, ClaimedFile, Discovered, JobRow, Known, Listed, Stats, claim_page,
-    claim_small_page, discover, give_up_lost, known_statuses, list, next_retry, remaining, retry,
-    stats,
+    ClaimRules, ClaimedFile, Discovered, Known, Listed, Stats, claim_page, claim_small_page,
+    discover, give_up_lost, known_statuses, next_retry, remaining, retry_keys, stats,
 };
 pub use reconnect::{
     DbError, Reconnect, Unreachable, caused_by_connection, gave_up, is_connection_error,

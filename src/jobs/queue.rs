@@ -1,4 +1,5 @@
-//! The shared queue of `run`: discovery inserts, page claims, `jobs list` and `jobs retry`.
+//! The shared queue of `run`: discovery inserts, page claims, `jobs retry KEY...`, `jobs
+//! stats`.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -151,57 +152,14 @@ async fn claim(
         .collect())
 }
 
-/// One row of `jobs list`.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
-pub struct JobRow {
-    pub bucket: String,
-    pub s3_key: String,
-    pub status: String,
-    pub attempts: i32,
-    pub checkpoint: i64,
-    pub records_ingested: i64,
-    pub records_rejected: i64,
-    pub size: Option<i64>,
-    pub updated_at: DateTime<Utc>,
-    pub error: Option<String>,
-}
-
-/// Jobs, optionally of one bucket and one status.
-pub async fn list(
-    pool: &PgPool,
-    bucket: Option<&str>,
-    status: Option<&str>,
-    limit: i64,
-) -> sqlx::Result<Vec<JobRow>> {
-    sqlx::query_as(include_str!("../../sql/jobs/list.sql"))
+/// The named FAILED jobs of `bucket` back to PENDING (`jobs retry KEY...`); returns how
+/// many. Every FAILED job: [`super::retry_failed`].
+pub async fn retry_keys(pool: &PgPool, bucket: Option<&str>, keys: &[String]) -> sqlx::Result<u64> {
+    let done = sqlx::query(include_str!("../../sql/jobs/retry_keys.sql"))
         .bind(bucket)
-        .bind(status)
-        .bind(limit)
-        .fetch_all(pool)
-        .await
-}
-
-/// FAILED jobs back to PENDING: all of them (of `bucket` if given), or the named keys.
-pub async fn retry(
-    pool: &PgPool,
-    bucket: Option<&str>,
-    keys: Option<&[String]>,
-) -> sqlx::Result<u64> {
-    let done = match keys {
-        None => {
-            sqlx::query(include_str!("../../sql/jobs/retry_failed.sql"))
-                .bind(bucket)
-                .execute(pool)
-                .await?
-        }
-        Some(keys) => {
-            sqlx::query(include_str!("../../sql/jobs/retry_keys.sql"))
-                .bind(bucket)
-                .bind(keys)
-                .execute(pool)
-                .await?
-        }
-    };
+        .bind(keys)
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected())
 }
 

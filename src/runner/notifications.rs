@@ -6,7 +6,8 @@
 //! visibility timeout, the messages are kept invisible (ChangeMessageVisibilityBatch). A
 //! worker killed at any point loses nothing: a message it did not delete is received again
 //! after its visibility timeout, and recording it again is a no-op. When a batch recorded
-//! objects, the passes are woken (`wake`) to take them at once.
+//! objects, the passes are woken (`wake`) to take them at once. Each poll that finished
+//! (with or without messages) tells readiness the loop is moving.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tokio::sync::Notify;
 
 use crate::cancel::Cancel;
 use crate::events;
+use crate::health::{self, Progress};
 use crate::jobs;
 use crate::source::notifications::{Filter, Message, SqsClient, sort, sqs};
 
@@ -59,7 +61,10 @@ impl Consumer {
                 Err(e) => Err(anyhow::Error::new(e)),
             };
             match result {
-                Ok(()) => backoff = Duration::from_secs(1),
+                Ok(()) => {
+                    health::progressed(Progress::NotificationPoll);
+                    backoff = Duration::from_secs(1);
+                }
                 Err(error) => {
                     tracing::warn!(queue = %self.client.queue_url(), error = %format!("{error:#}"), retry_in_secs = backoff.as_secs(), "notifications: receiving or recording failed; trying again");
                     if self.cancel.sleep(backoff).await {

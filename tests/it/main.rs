@@ -19,6 +19,7 @@ mod outage;
 mod run;
 mod s3;
 mod s3_reads;
+mod service;
 mod small_files;
 mod sources;
 mod transform;

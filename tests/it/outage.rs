@@ -3,95 +3,11 @@
 //! outage is a TCP proxy in front of PostgreSQL that can refuse connections and cut the
 //! live ones, or `pg_terminate_backend` on the worker's sessions.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
-use crate::util;
-
-/// A TCP proxy to the test's PostgreSQL server that can go down (connections refused,
-/// live ones cut) and come back on the same port.
-struct PgProxy {
-    port: u16,
-    upstream: (String, u16),
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl PgProxy {
-    async fn start(pool: &PgPool) -> Self {
-        let options = pool.connect_options();
-        let upstream = (options.get_host().to_string(), options.get_port());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let proxy = Self {
-            port,
-            upstream,
-            tasks: Arc::default(),
-        };
-        proxy.up().await;
-        proxy
-    }
-
-    /// The test database's URL through the proxy.
-    fn url(&self, pool: &PgPool) -> String {
-        let options = pool.connect_options();
-        format!(
-            "postgres://{}@127.0.0.1:{}/{}",
-            options.get_username(),
-            self.port,
-            options.get_database().unwrap()
-        )
-    }
-
-    async fn up(&self) {
-        let mut listener = None;
-        for _ in 0..100 {
-            match TcpListener::bind(("127.0.0.1", self.port)).await {
-                Ok(bound) => {
-                    listener = Some(bound);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-        let listener = listener.expect("the proxy port is free again");
-        let tasks = Arc::clone(&self.tasks);
-        let upstream = self.upstream.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let forward = tokio::spawn(async move {
-                    if let Ok(mut server) =
-                        TcpStream::connect((upstream.0.as_str(), upstream.1)).await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                tasks.lock().unwrap().push(forward);
-            }
-        });
-        self.tasks.lock().unwrap().push(accept);
-    }
-
-    /// Refuses new connections and cuts the live ones.
-    fn down(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for PgProxy {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
+use crate::util::{self, PgProxy};
 
 /// A local "bucket": `root/logs/2024/` with `files` generated files.
 async fn local_bucket(files: usize, records: u64) -> tempfile::TempDir {
