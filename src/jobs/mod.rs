@@ -11,6 +11,7 @@ mod mark;
 mod prefix;
 mod queue;
 mod reconnect;
+mod writers;
 
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ pub use queue::{
 pub use reconnect::{
     DbError, Reconnect, Unreachable, caused_by_connection, gave_up, is_connection_error,
 };
+pub use writers::{processing, writing_into};
 
 /// What a claim returns.
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@ use arrow::error::ArrowError;
 use crate::decode::FrameError;
 use crate::jobs::Lease;
 use crate::sink::parquet::{LakeError, PublishError};
+use crate::sink::postgres::partitions::PartitionError;
 use crate::transform::TransformError;
 
 /// A row of a chunk that the database refused.
@@ -16,6 +17,8 @@ pub struct RefusedRow {
     pub row: u64,
     /// The database's message.
     pub message: String,
+    /// Its SQLSTATE (`23514` for a row no partition takes, as for a CHECK constraint).
+    pub code: String,
 }
 
 /// Why a file's input cannot be read to its end, and where it stopped.
@@ -105,6 +108,10 @@ pub enum FileError {
     Encode(#[from] ArrowError),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A day's partition could not be created (a lock held too long, a retention run
+    /// dropping that day): transient.
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
     #[error(transparent)]
     Lake(#[from] LakeError),
     #[error("lease lost: another worker took the file over")]
@@ -133,6 +140,7 @@ impl FileError {
             | FileError::Encode(_)
             | FileError::RowRefused(_) => true,
             FileError::Database(_)
+            | FileError::Partition(_)
             | FileError::Lake(_)
             | FileError::LeaseLost
             | FileError::Cancelled

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use crate::limit::Limits;
 use crate::sink::SinkPlan;
 use crate::sink::parquet::Lake;
+use crate::sink::postgres::partitions::DayPartitions;
 use crate::source::SourceRef;
 use crate::transform::{PlanCache, PlanKind, TransformSql};
 
@@ -21,6 +22,8 @@ pub struct Ingest {
     pub postgres: Option<SinkPlan>,
     /// The Parquet sink (`--sink parquet=URL`).
     pub lake: Option<Arc<Lake>>,
+    /// The day partitions of the target table, when it is partitioned by day.
+    pub partitions: Option<Arc<DayPartitions>>,
     pub settings: Settings,
     pub limits: Arc<Limits>,
     /// How the transform runs over a file (row-wise, or once per file).
