@@ -800,3 +800,54 @@ async fn a_users_own_partitioned_table_takes_rows_through_copy(pool: PgPool) {
         missing.stderr
     );
 }
+
+/// A worker that keeps running (`run --follow`) saw a day before retention dropped it: its
+/// next COPY into that day is refused (no partition), the worker looks the days up afresh,
+/// makes the day again and ingests the late file; nothing goes to `rejected_records`.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn a_running_worker_makes_again_a_day_retention_dropped(pool: PgPool) {
+    partitioned(&pool).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("b");
+    std::fs::create_dir(&bucket).unwrap();
+    write(&bucket, "first.json.gz", &records(0..2, 50, 0));
+    let root = dir.path().to_str().unwrap();
+    let args = [
+        "run",
+        "--json",
+        "--bucket",
+        "b",
+        "--local-buckets",
+        root,
+        "--follow",
+        "--interval",
+        "0.2",
+        "--reconcile-interval",
+        "0",
+        "--group-files",
+        "1",
+    ];
+    let worker = util::command(&pool, &args).spawn().unwrap();
+    util::completed_within(&pool, "first.json.gz", Duration::from_secs(60)).await;
+
+    let dropped = retention(&pool, &["--before", "2024-11-02"]).await;
+    assert_eq!(dropped.summary()["days_dropped"], 1, "{}", dropped.stderr);
+    let late: Vec<Value> = (0..30)
+        .map(|i| json!({"time": NOV_1 + 60_000 + i, "msg": format!("late {i}")}))
+        .collect();
+    write(&bucket, "late.json.gz", &late);
+    util::completed_within(&pool, "late.json.gz", Duration::from_secs(60)).await;
+    let stopped = util::terminate(worker).await;
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+    assert!(
+        stopped.stderr.contains("a row found no partition"),
+        "the COPY met the dropped day: {}",
+        stopped.stderr
+    );
+    assert_eq!(rows_before(&pool, "2024-11-02").await.len(), 30);
+    assert_eq!(
+        util::count(&pool, "SELECT count(*) FROM rejected_records").await,
+        0
+    );
+    Layout::DayPartitions.check(&pool).await;
+}
