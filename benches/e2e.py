@@ -21,6 +21,14 @@ of its own database (`<database>_v1`, ... migrated by that binary, so builds wit
 migrations compare), between the first binary and the ceiling: an A/B of a change in the same
 rounds, each with its own medians and ratios.
 
+With --partitioned each round also loads a `logs` partitioned by day (its own database,
+`<database>_parts`, made by `ingestor migrate --partition-by day`) with the same binary, the
+plain and the partitioned table alternating which goes first; the summary adds the ratio of
+their median records/s (issue 21: within 10%). TRUNCATE keeps the day partitions, so after
+the warm-up round the days exist, as they do in steady state (one creation per day).
+
+  python3 benches/e2e.py --records 1000000 --files 20 --runs 5 --warmup 3 --partitioned
+
 With --parquet it then writes the same files to a Parquet lake (`--sink parquet=DIR`, no
 database rows), RUNS times, and compares records/s, client CPU and bytes on disk per million
 records with the PostgreSQL table (heap, TOAST and indexes) and the gzipped input.
@@ -114,6 +122,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=1, help="uncounted pairs of runs first")
     parser.add_argument("--parquet", action="store_true", help="also measure the Parquet sink")
     parser.add_argument("--delta", action="store_true", help="also measure the Delta sink, alone and with PostgreSQL")
+    parser.add_argument("--partitioned", action="store_true",
+                        help="also load a logs partitioned by day in the same rounds, alternating order")
     parser.add_argument("--database", default="ingestor_bench")
     parser.add_argument("--data", default=str(ROOT / "bench-data"))
     parser.add_argument("--binary", default=os.environ.get("INGESTOR_BIN", str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "ingestor")))
@@ -135,6 +145,12 @@ def main():
         other_env = dict(env, DATABASE_URL=database(f"{args.database}_v{i}"))
         sh(other, "migrate", env=other_env)
         envs.append(other_env)
+    binaries = [binary, *args.versus]
+    if args.partitioned:
+        parts_env = dict(env, DATABASE_URL=database(f"{args.database}_parts"))
+        sh(binary, "migrate", "--partition-by", "day", env=parts_env)
+        envs.append(parts_env)
+        binaries.append(binary)
 
     data = Path(args.data) / f"{args.records}-{args.files}"
     if not data.exists():
@@ -146,11 +162,14 @@ def main():
     json_bytes = None
     rendered = Path(args.data) / f"{args.records}-{args.files}.pgcopy"
 
-    binaries = [binary, *args.versus]
     rows = []
     for run in range(-args.warmup, args.runs):
-        ours = []
-        for candidate, candidate_env in zip(binaries, envs):
+        ours = [None] * len(binaries)
+        order = list(range(len(binaries)))
+        if args.partitioned and run % 2:
+            order.reverse()  # the plain and the partitioned table take turns going first
+        for i in order:
+            candidate, candidate_env = binaries[i], envs[i]
             url = candidate_env["DATABASE_URL"]
             reset(url)
             wall, cpu, db_cpu, rss, out = timed([candidate, "ingest-file", "--json", "--concurrency", str(args.concurrency), *args.extra, str(data)], candidate_env)
@@ -158,7 +177,7 @@ def main():
             if not rendered.exists():
                 sh("psql", DB_URL, "-qc", f"\\copy logs ({COLUMNS}) TO '{rendered}' (FORMAT binary)")
             reset(url)
-            ours.append(dict(wall=wall, cpu=cpu, db=db_cpu, rss=rss, rate=count / wall))
+            ours[i] = dict(wall=wall, cpu=cpu, db=db_cpu, rss=rss, rate=count / wall)
         reset()
         cwall, ccpu, cdb, crss, _ = timed(["psql", DB_URL, "-v", "ON_ERROR_STOP=1", "-qc",
                                            f"\\copy logs ({COLUMNS}) FROM '{rendered}' (FORMAT binary)"])
@@ -170,7 +189,8 @@ def main():
             continue
         rows.append((ours, ceiling, count))
         for i, o in enumerate(ours):
-            name = "ingestor" if i == 0 else f"versus {i}"
+            name = "ingestor" if i == 0 else (
+                "ingestor, day partitions" if args.partitioned and i == len(ours) - 1 else f"versus {i}")
             print(f"run {run + 1}: {name} {o['rate']:,.0f} rec/s ({o['wall']:.1f} s, client CPU {o['cpu']:.1f} s, "
                   f"db CPU {o['db']:.1f} s, RSS {o['rss']:.0f} MB) | ratio {o['rate'] / ceiling['rate']:.2f}", flush=True)
         print(f"run {run + 1}: psql \\copy binary {ceiling['rate']:,.0f} rec/s ({cwall:.1f} s, db CPU {cdb:.1f} s)", flush=True)
@@ -187,8 +207,15 @@ def main():
         med = lambda key: statistics.median(r[0][i][key] for r in rows)
         ratios = [r[0][i]['rate'] / r[1]['rate'] for r in rows]
         name = "ingestor ingest-file (gz JSON -> logs)" if i == 0 else f"versus {i}: {candidate}"
+        if args.partitioned and i == len(binaries) - 1:
+            name = "ingestor ingest-file (gz JSON -> logs partitioned by day)"
         runs = ", ".join(f"{x:.2f}" for x in ratios)
         print(f"| {name} | {med('rate'):,.0f} | {statistics.median(ratios):.2f} (runs: {runs}) | {med('cpu') * per_m:.1f} | {med('db') * per_m:.1f} | {med('rss'):.0f} |")
+    if args.partitioned:
+        plain = statistics.median(r[0][0]["rate"] for r in rows)
+        parts = statistics.median(r[0][-1]["rate"] for r in rows)
+        per_round = ", ".join(f"{r[0][-1]['rate'] / r[0][0]['rate']:.2f}" for r in rows)
+        print(f"\nday partitions / plain table, median records/s: {parts / plain:.3f} (rounds: {per_round})")
     if args.parquet:
         parquet(args, env, data, count, table_bytes)
     if args.delta:

@@ -20,7 +20,7 @@ SRC = os.path.join(ROOT, "src")
 LAYERS = [
     {"text", "limit", "metrics", "cancel", "events", "health", "endpoint"},
     {"source", "transform", "sink", "jobs"},
-    {"pipeline"},
+    {"pipeline", "retention"},
     {"runner", "progress"},
     {"cli", "config"},
     {"app"},

@@ -8,7 +8,8 @@ use anyhow::Context;
 use futures::StreamExt;
 
 use crate::cli::{
-    Cli, Command, GenerateArgs, IngestFileArgs, JobsCommand, LakeCommand, PreviewArgs, RunArgs,
+    Cli, Command, GenerateArgs, IngestFileArgs, JobsCommand, LakeCommand, MigrateArgs, PartitionBy,
+    PreviewArgs, RetentionArgs, RunArgs,
 };
 use crate::config;
 use crate::decode::SourceName;
@@ -46,18 +47,33 @@ pub const LOCAL_BUCKET: &str = "local";
 /// Runs the command; the exit status on success.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Migrate => {
-            config::connect(cli.database_url.as_deref(), 2).await?;
-            out!("migrations applied");
-            Ok(0)
-        }
+        Command::Migrate(args) => migrate(cli.database_url.as_deref(), args).await,
         Command::IngestFile(args) => ingest_files(cli.database_url.as_deref(), args).await,
         Command::Preview(args) => preview(args).await,
         Command::Run(args) => run_bucket(cli.database_url.as_deref(), args).await,
         Command::Jobs(command) => jobs_command(cli.database_url.as_deref(), command).await,
         Command::Generate(args) => generate(args),
         Command::Lake(command) => lake_command(command).await,
+        Command::Retention(args) => retention(cli.database_url.as_deref(), args).await,
     }
+}
+
+/// `migrate [--partition-by day]`.
+async fn migrate(database_url: Option<&str>, args: MigrateArgs) -> anyhow::Result<i32> {
+    use crate::sink::postgres::partitions::{Converted, DayPartitions, partition_by_day};
+    let pool = config::connect(database_url, 2).await?;
+    let Some(PartitionBy::Day) = args.partition_by else {
+        out!("migrations applied");
+        return Ok(0);
+    };
+    let (converted, layout) = partition_by_day(&pool, "logs").await?;
+    let days = DayPartitions::new(&pool, layout);
+    days.prepare(chrono::Utc::now().date_naive()).await?;
+    match converted {
+        Converted::Rebuilt => out!("migrations applied; table logs rebuilt, partitioned by day"),
+        Converted::Already => out!("migrations applied; table logs is partitioned by day"),
+    }
+    Ok(0)
 }
 
 /// `lake optimize|vacuum URL`: upkeep of a Delta table.
@@ -102,6 +118,137 @@ async fn lake_command(command: LakeCommand) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `retention`: archives (optionally) and drops the days before the cut. Exit status 0
+/// when every day before the cut is gone, 3 when some day was kept (still being written
+/// into, a lock that was not granted, a failed step: the next run takes it up).
+async fn retention(database_url: Option<&str>, args: RetentionArgs) -> anyhow::Result<i32> {
+    use crate::retention::{Cut, Outcome, Retention};
+    use crate::sink::TargetTable;
+    let lock_timeout = std::time::Duration::from_secs_f64(args.lock_timeout_secs);
+    let pool = config::connect_retention(database_url, lock_timeout).await?;
+    let table = TargetTable::load(&pool, &args.table).await?;
+    if table.layout.by_day().is_none() {
+        anyhow::bail!(
+            "table {} is not partitioned by day: retention drops whole days of a table made by \
+             `ingestor migrate --partition-by day` (RANGE (id) on a uuid id, no DEFAULT partition)",
+            args.table
+        );
+    }
+    let archive = match &args.archive {
+        Some(arg) => Some(config::archive(arg, &table, args.s3_timeout_secs)?),
+        None => None,
+    };
+    let cut = match (args.before, args.older_than) {
+        (Some(date), _) => Cut::before(date),
+        (None, Some(age)) => Cut::older_than(age, chrono::Utc::now()),
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let retention = Retention {
+        pool,
+        table,
+        cut,
+        archive,
+        retry: crate::sink::postgres::partitions::Retry::default(),
+    };
+    let planned = retention.plan().await?;
+    let days = if args.dry_run {
+        retention.dry_run(planned).await?
+    } else {
+        retention.run(planned).await?
+    };
+    let (mut dropped, mut kept, mut given_back, mut failed, mut rows) = (0, 0, 0, 0, 0u64);
+    for day in &days {
+        let (what, detail) = match &day.outcome {
+            Outcome::Dropped { archived } => {
+                dropped += 1;
+                rows += archived.unwrap_or(0);
+                let what = if args.dry_run {
+                    "would drop"
+                } else {
+                    "dropped"
+                };
+                let detail = match (archived, &retention.archive) {
+                    (Some(rows), Some(archive)) => {
+                        format!("{rows} rows archived to {}", archive.display())
+                    }
+                    (None, Some(archive)) if args.dry_run => {
+                        format!(
+                            "~{} rows to archive to {}",
+                            day.planned.estimated_rows,
+                            archive.display()
+                        )
+                    }
+                    _ => format!("~{} rows", day.planned.estimated_rows),
+                };
+                (what, detail)
+            }
+            Outcome::Kept(why) => {
+                kept += 1;
+                (
+                    if args.dry_run { "would keep" } else { "kept" },
+                    why.clone(),
+                )
+            }
+            Outcome::GivenBack(why) => {
+                given_back += 1;
+                let what = if args.dry_run {
+                    "would give back"
+                } else {
+                    "given back"
+                };
+                (what, why.clone())
+            }
+            Outcome::Failed(why) => {
+                failed += 1;
+                ("failed", why.clone())
+            }
+        };
+        out!(
+            "{what}\t{}\t{}\t{}: {}",
+            day.planned.slot,
+            printable(&day.planned.name),
+            day.planned.state.describe(),
+            printable(&detail)
+        );
+    }
+    if args.json {
+        out!(
+            "{}",
+            serde_json::json!({
+                "dry_run": args.dry_run,
+                "days_dropped": dropped,
+                "days_kept": kept,
+                "days_given_back": given_back,
+                "days_failed": failed,
+                "rows_archived": rows,
+                "first_day_kept": retention.cut.first_kept().to_string(),
+            })
+        );
+    } else {
+        out!(
+            "table {}: {dropped} day(s) {}, {} kept, days from {} on untouched{}",
+            printable(&retention.table.name),
+            if args.dry_run {
+                "would be dropped"
+            } else {
+                "dropped"
+            },
+            kept + given_back + failed,
+            retention.cut.first_kept(),
+            if args.dry_run {
+                " (dry run: nothing changed)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(if kept + given_back + failed == 0 {
+        0
+    } else {
+        3
+    })
 }
 
 async fn run_bucket(database_url: Option<&str>, args: RunArgs) -> anyhow::Result<i32> {

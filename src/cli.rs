@@ -33,7 +33,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending database migrations.
-    Migrate,
+    Migrate(MigrateArgs),
     /// Ingest local files or directories (recursive).
     IngestFile(IngestFileArgs),
     /// Print the transform's output for one file, without touching the database.
@@ -48,6 +48,9 @@ pub enum Command {
     /// Upkeep of a Delta table written by `--sink delta=URL` (safe while ingestion runs).
     #[command(subcommand)]
     Lake(LakeCommand),
+    /// Archive (optionally) and drop the whole days before a cut of a table partitioned by
+    /// day (`migrate --partition-by day`), without stopping ingestion.
+    Retention(RetentionArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +99,86 @@ fn hours(value: &str) -> Result<f64, String> {
         return Err(format!("{value} is out of range: 0 to 87600 hours"));
     }
     Ok(hours)
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// `day`: make `logs` a table partitioned by day (RANGE of its UUIDv7 id, see
+    /// docs/partitions.md): an empty plain `logs` is rebuilt, one with rows is refused, one
+    /// already partitioned by day is kept; today's and the next days' partitions are
+    /// created. Without it, `logs` keeps whichever layout it has.
+    #[arg(long, value_enum)]
+    pub partition_by: Option<PartitionBy>,
+}
+
+/// How `migrate --partition-by` partitions `logs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PartitionBy {
+    /// One partition per UTC day of the records' time (plus one for records without).
+    Day,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("cut").required(true).args(["before", "older_than"])))]
+pub struct RetentionArgs {
+    /// Drop the days before this UTC date (`YYYY-MM-DD`; the date itself is kept).
+    #[arg(long, value_parser = parse_date)]
+    pub before: Option<chrono::NaiveDate>,
+
+    /// Drop the whole days that ended at least this long ago: a number and a unit, `30d`,
+    /// `12h`, `90m`, `2w`.
+    #[arg(long, value_parser = crate::retention::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+
+    /// Write each day's rows to a lake before dropping it: `parquet=URL` (a folder or
+    /// s3://bucket/prefix, laid out as `--sink parquet` lays out its files). `delta=URL`
+    /// is not supported yet.
+    #[arg(long, value_parser = parse_archive)]
+    pub archive: Option<ArchiveArg>,
+
+    /// Print the days that would be archived and dropped; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The table: one partitioned by day.
+    #[arg(long, env = "INGESTOR_TABLE", default_value = "logs")]
+    pub table: String,
+
+    /// Seconds a statement (detach, drop) waits for a lock before it gives up and is tried
+    /// again (5 tries after the first, pauses doubling from 1 s).
+    #[arg(long, default_value_t = 10.0, value_parser = seconds(0.1, 3_600.0))]
+    pub lock_timeout_secs: f64,
+
+    /// Seconds each S3 request of the archive may take (default 30).
+    #[arg(long, env = "INGESTOR_S3_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub s3_timeout_secs: Option<u64>,
+
+    /// Print the summary as one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where `retention --archive` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveArg {
+    Parquet(String),
+    /// Not supported yet: refused before anything is done.
+    Delta(String),
+}
+
+fn parse_archive(value: &str) -> Result<ArchiveArg, String> {
+    match value.split_once('=') {
+        Some(("parquet", url)) if !url.is_empty() => Ok(ArchiveArg::Parquet(url.to_string())),
+        Some(("delta", url)) if !url.is_empty() => Ok(ArchiveArg::Delta(url.to_string())),
+        _ => Err(format!(
+            "`{value}`: expected `parquet=URL` (a folder or s3://bucket/prefix)"
+        )),
+    }
+}
+
+fn parse_date(value: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|e| format!("`{value}` is not a date YYYY-MM-DD: {e}"))
 }
 
 #[derive(Debug, Args)]

@@ -11,12 +11,14 @@ use anyhow::{Context, bail};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::cli::{PipelineArgs, SinkArg};
+use crate::cli::{ArchiveArg, PipelineArgs, SinkArg};
 use crate::limit::Limits;
 use crate::pipeline::{Ingest, Settings};
+use crate::retention::{Archive, Columns};
 use crate::sink::TargetTable;
 use crate::sink::delta::DeltaSink;
 use crate::sink::parquet::{self as lake, Lake, LakeOptions};
+use crate::sink::postgres::partitions::DayPartitions;
 use crate::source::listing::Listing;
 use crate::transform::{PlanCache, Transform, TransformSql};
 
@@ -25,7 +27,23 @@ pub use crate::source::store::{s3_listing, s3_store, sqs_client};
 
 /// Connects to the database and applies pending migrations.
 pub async fn connect(database_url: Option<&str>, max_connections: u32) -> anyhow::Result<PgPool> {
-    connect_with(database_url, max_connections, None, Duration::from_secs(10)).await
+    connect_with(database_url, max_connections, &[], Duration::from_secs(10)).await
+}
+
+/// The pool of `retention`: its sessions give up waiting for a lock after `lock_timeout`
+/// (each statement is then tried again), so a detach or a drop never queues for long.
+pub async fn connect_retention(
+    database_url: Option<&str>,
+    lock_timeout: Duration,
+) -> anyhow::Result<PgPool> {
+    let ms = lock_timeout.as_millis().max(1).to_string();
+    connect_with(
+        database_url,
+        2,
+        &[("lock_timeout", ms)],
+        Duration::from_secs(10),
+    )
+    .await
 }
 
 /// The pool of a command that ingests (`run`, `ingest-file`): its sessions end a
@@ -40,10 +58,11 @@ pub async fn connect_worker(
     reconnect_secs: f64,
 ) -> anyhow::Result<PgPool> {
     let acquire = Duration::from_secs_f64(reconnect_secs.clamp(1.0, 10.0));
+    let idle = idle_timeout(lease_secs).as_millis().to_string();
     connect_with(
         database_url,
         max_connections,
-        Some(idle_timeout(lease_secs)),
+        &[("idle_in_transaction_session_timeout", idle)],
         acquire,
     )
     .await
@@ -55,10 +74,12 @@ pub fn idle_timeout(lease_secs: f64) -> Duration {
     Duration::from_secs_f64((2.0 * lease_secs).max(1.0))
 }
 
+/// A pool whose sessions have the `settings` (PostgreSQL parameters, e.g.
+/// `idle_in_transaction_session_timeout` in milliseconds).
 async fn connect_with(
     database_url: Option<&str>,
     max_connections: u32,
-    idle_in_transaction: Option<Duration>,
+    settings: &[(&str, String)],
     acquire_timeout: Duration,
 ) -> anyhow::Result<PgPool> {
     let Some(url) = database_url else {
@@ -66,9 +87,8 @@ async fn connect_with(
     };
     let mut options = PgConnectOptions::from_str(url)
         .with_context(|| format!("invalid database URL {}", redact_url(url)))?;
-    if let Some(timeout) = idle_in_transaction {
-        let ms = timeout.as_millis().to_string();
-        options = options.options([("idle_in_transaction_session_timeout", ms.as_str())]);
+    if !settings.is_empty() {
+        options = options.options(settings.iter().map(|(k, v)| (*k, v.as_str())));
     }
     if let Some(local) = local_socket(&options, &SocketChoice::from_env()?) {
         match <sqlx::PgConnection as sqlx::Connection>::connect_with(&local).await {
@@ -305,6 +325,10 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         postgres.is_some() || lake.is_some() || delta.is_some(),
         "no sink: give --sink postgres and/or --sink parquet=URL or delta=URL"
     );
+    let partitions = match postgres.as_ref().and_then(|p| p.day_column.map(|_| p)) {
+        Some(plan) => Some(day_partitions(&pool, &plan.table).await),
+        None => None,
+    };
     let limits = Limits::new(args.max_records_per_sec, args.max_bytes_per_sec);
     let kind = planned.kind().clone();
     tracing::info!(transform = %transform.origin, plan = %kind, "transform planned");
@@ -316,11 +340,53 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         postgres,
         lake,
         delta,
+        partitions,
         settings,
         limits: Arc::new(limits),
         kind,
         plans,
     })
+}
+
+/// The day partitions of `table` (partitioned by day), with today's and the next days'
+/// created now. A failure there is only logged: every chunk creates the days it needs.
+async fn day_partitions(pool: &PgPool, table: &TargetTable) -> Arc<DayPartitions> {
+    let days = Arc::new(DayPartitions::new(pool, table.layout.clone()));
+    let today = chrono::Utc::now().date_naive();
+    if let Err(e) = days.prepare(today).await {
+        tracing::warn!(error = %e, "cannot create the days ahead; each chunk creates the days it needs");
+    }
+    days
+}
+
+/// The archive of `retention --archive` for rows of `table`. `delta=` is refused here
+/// until the Delta sink exists.
+pub fn archive(
+    arg: &ArchiveArg,
+    table: &TargetTable,
+    s3_timeout_secs: Option<u64>,
+) -> anyhow::Result<Archive> {
+    match arg {
+        ArchiveArg::Parquet(url) => {
+            let columns = Columns::new(
+                table
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.typname.as_str())),
+            );
+            let lake = Lake::new(
+                lake::location(url, s3_timeout_secs)?,
+                LakeOptions::default(),
+                columns.schema(),
+            )
+            .with_context(|| format!("--archive parquet={url} for table {}", table.name))?;
+            Ok(Archive::Parquet(Arc::new(lake)))
+        }
+        ArchiveArg::Delta(url) => bail!(
+            "--archive delta={url}: archiving to a Delta table is not supported yet; use \
+             --archive parquet=URL (nothing was archived or dropped)"
+        ),
+    }
 }
 
 #[cfg(test)]

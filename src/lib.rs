@@ -21,6 +21,7 @@ pub mod limit;
 pub mod metrics;
 pub mod pipeline;
 pub mod progress;
+pub mod retention;
 pub mod runner;
 pub mod sink;
 pub mod source;

@@ -146,6 +146,13 @@ impl Runner {
         self.files
             .done
             .store(0, std::sync::atomic::Ordering::Relaxed);
+        // `--follow` runs for days: each pass creates the days ahead (known ones cost
+        // nothing). A failure is logged: each chunk creates the days it needs anyway.
+        if let Some(days) = &self.ingest.partitions
+            && let Err(e) = days.prepare(chrono::Utc::now().date_naive()).await
+        {
+            tracing::warn!(error = %e, "cannot create the days ahead");
+        }
         let mut reports = HashMap::new();
         self.drain(&mut reports).await?;
         if !self.cancel.is_cancelled()

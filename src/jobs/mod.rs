@@ -12,6 +12,7 @@ mod page;
 mod prefix;
 mod queue;
 mod reconnect;
+mod writers;
 
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub use queue::{
 pub use reconnect::{
     DbError, Reconnect, Unreachable, caused_by_connection, gave_up, is_connection_error,
 };
+pub use writers::{processing, writing_into};
 
 /// What a claim returns.
 #[derive(Debug, Clone)]

@@ -13,6 +13,7 @@ use tokio::sync::mpsc::Receiver;
 use crate::decode::Reject;
 use crate::events::{self, Records};
 use crate::jobs::{self, ChunkCounts, Lease};
+use crate::sink::postgres::partitions::Slot;
 use crate::sink::postgres::{ChunkCopy, CopyError};
 
 use super::decode_stage::{Isolate, Start};
@@ -35,6 +36,9 @@ pub struct EncodedPiece {
     /// The record of a piece made of one record: kept so that it can be rejected if the
     /// database refuses its row.
     pub lone: Option<Lone>,
+    /// The days of its rows when the table is partitioned by day (else empty): their
+    /// partitions must exist before a COPY statement takes the rows.
+    pub slots: Vec<Slot>,
 }
 
 /// One record's index and original text.
@@ -86,6 +90,7 @@ pub async fn commit_chunks(
 ) -> Result<Completion, FileError> {
     let (pool, limits) = (&ingest.pool, &ingest.limits);
     let sink = ingest.postgres.as_ref();
+    let days = ingest.partitions.as_deref();
     let mut start = resume;
     let mut next = next_piece(input).await;
     while let Some(first) = next {
@@ -110,41 +115,70 @@ pub async fn commit_chunks(
                 None => return Err(FileError::Stage("the input ended inside a chunk".into())),
             };
         }
+        // The days of the chunk's first rows get their partitions before its transaction
+        // opens (in a short transaction of their own, see `partitions/create.rs`).
+        if let Some(days) = days {
+            days.ensure(&piece.slots).await?;
+        }
         let mut tx = pool.begin().await?;
         let copied: Result<u64, FileError> = 'copy: {
-            let mut copy = sink.map(|sink| ChunkCopy::new(&mut tx, sink));
-            loop {
-                if let Some(writer) = copy.as_mut()
-                    && let Err(e) = writer.send(&piece.rows_data).await
-                {
-                    abort(copy).await;
-                    break 'copy Err(copy_error(e, start));
-                }
-                if let Err(e) = tally(&mut piece, &mut chunk, &mut rejects, limits).await {
-                    abort(copy).await;
-                    return Err(e);
-                }
-                if piece.end_of_chunk {
-                    break;
-                }
-                piece = match next_piece(input).await {
-                    Some(Ok(piece)) => piece,
-                    Some(Err(e)) => {
+            // One COPY statement per turn: a chunk takes several when its later rows bring
+            // days the open statement has not seen.
+            'statement: loop {
+                let rows_before = chunk.ingested;
+                let mut copy =
+                    sink.map(|sink| ChunkCopy::new(&mut tx, sink).after_rows(rows_before));
+                loop {
+                    // A day this process has not seen: it is created on another connection
+                    // (attaching it does not wait for this transaction), and a new COPY
+                    // statement, which routes rows to it, takes the rest of the chunk in
+                    // the same transaction.
+                    if let (Some(days), Some(_)) = (days, sink)
+                        && !days.knows(&piece.slots)
+                    {
+                        if let Err(e) = days.ensure(&piece.slots).await {
+                            abort(copy).await;
+                            return Err(e.into());
+                        }
+                        if let Some(open) = copy
+                            && let Err(e) = open.finish().await
+                        {
+                            break 'copy Err(copy_error(e, start));
+                        }
+                        continue 'statement;
+                    }
+                    if let Some(writer) = copy.as_mut()
+                        && let Err(e) = writer.send(&piece.rows_data).await
+                    {
+                        abort(copy).await;
+                        break 'copy Err(copy_error(e, start));
+                    }
+                    if let Err(e) = tally(&mut piece, &mut chunk, &mut rejects, limits).await {
                         abort(copy).await;
                         return Err(e);
                     }
-                    None => {
-                        abort(copy).await;
-                        return Err(FileError::Stage("the input ended inside a chunk".into()));
+                    if piece.end_of_chunk {
+                        break;
                     }
-                };
+                    piece = match next_piece(input).await {
+                        Some(Ok(piece)) => piece,
+                        Some(Err(e)) => {
+                            abort(copy).await;
+                            return Err(e);
+                        }
+                        None => {
+                            abort(copy).await;
+                            return Err(FileError::Stage("the input ended inside a chunk".into()));
+                        }
+                    };
+                }
+                if let Some(writer) = copy
+                    && let Err(e) = writer.finish().await
+                {
+                    break 'copy Err(copy_error(e, start));
+                }
+                break 'copy Ok(piece.next_checkpoint);
             }
-            if let Some(writer) = copy
-                && let Err(e) = writer.finish().await
-            {
-                break 'copy Err(copy_error(e, start));
-            }
-            Ok(piece.next_checkpoint)
         };
         let next_checkpoint = match copied {
             Ok(next_checkpoint) => next_checkpoint,
@@ -227,10 +261,11 @@ async fn tally(
 /// A COPY error: a row the database refused, or an error no row could avoid.
 fn copy_error(error: CopyError, chunk_start: u64) -> FileError {
     match error {
-        CopyError::Refused { row, message } => FileError::RowRefused(RefusedRow {
+        CopyError::Refused { row, message, code } => FileError::RowRefused(RefusedRow {
             chunk_start,
             row,
             message,
+            code,
         }),
         CopyError::Database(e) => e.into(),
     }
@@ -331,6 +366,7 @@ mod tests {
             postgres: None,
             lake: None,
             delta: None,
+            partitions: None,
             settings: Settings::default(),
             limits: Arc::new(Limits::default()),
             kind: crate::transform::PlanKind::RowWise,
@@ -362,6 +398,7 @@ mod tests {
             next_checkpoint,
             end_of_chunk: true,
             lone: None,
+            slots: Vec::new(),
         }))
     }
 

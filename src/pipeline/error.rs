@@ -7,6 +7,7 @@ use crate::jobs::Lease;
 use crate::sink::delta::DeltaError;
 use crate::sink::lake::LakeWriteError;
 use crate::sink::parquet::{LakeError, PublishError};
+use crate::sink::postgres::partitions::PartitionError;
 use crate::transform::TransformError;
 
 /// A row of a chunk that the database refused.
@@ -18,6 +19,8 @@ pub struct RefusedRow {
     pub row: u64,
     /// The database's message.
     pub message: String,
+    /// Its SQLSTATE (`23514` for a row no partition takes, as for a CHECK constraint).
+    pub code: String,
 }
 
 /// Why a file's input cannot be read to its end, and where it stopped.
@@ -107,6 +110,10 @@ pub enum FileError {
     Encode(#[from] ArrowError),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A day's partition could not be created (a lock held too long, a retention run
+    /// dropping that day): transient.
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
     #[error(transparent)]
     Lake(#[from] LakeError),
     /// Boxed: delta-rs' errors are large, and results of this type are everywhere.
@@ -141,6 +148,7 @@ impl FileError {
             // transform without source columns) stays so on retry; I/O and commits do not.
             FileError::Delta(e) => matches!(**e, DeltaError::Config(_)),
             FileError::Database(_)
+            | FileError::Partition(_)
             | FileError::Lake(_)
             | FileError::LeaseLost
             | FileError::Cancelled

@@ -274,9 +274,32 @@ async fn stream_file(
         resume = 0;
     }
     let mut isolate = None;
+    // The chunk start read again once because no partition took one of its rows.
+    let mut missing_partition = None;
     loop {
         let start = Start { resume, isolate };
         match stream_once(ingest, task, lease, start, state, cancel, counts).await {
+            // A table partitioned by day refused a row with 23514: no partition took it
+            // (a retention run dropped its day after this worker saw it; a CHECK
+            // constraint answers the same code). The chunk is read again once with the
+            // days looked up afresh, which creates the partition if it is missing.
+            Err(FileError::RowRefused(refused))
+                if refused.code == "23514"
+                    && missing_partition != Some(refused.chunk_start)
+                    && ingest.partitions.is_some() =>
+            {
+                tracing::info!(
+                    file = %task.display,
+                    record = refused.chunk_start + refused.row - 1,
+                    error = %refused.message,
+                    "a row found no partition: reading its chunk again with the days looked up afresh"
+                );
+                if let Some(days) = &ingest.partitions {
+                    days.forget();
+                }
+                missing_partition = Some(refused.chunk_start);
+                resume = refused.chunk_start;
+            }
             // A file written to a lake, or by a whole-file plan, is one transaction: it
             // cannot be cut around a row.
             Err(FileError::RowRefused(refused)) if !one_piece => {

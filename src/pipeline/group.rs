@@ -22,6 +22,7 @@ use crate::events::{self, Records};
 use crate::jobs::{self, ChunkCounts, GroupEntry, Lease};
 use crate::sink::delta::group as delta_group;
 use crate::sink::postgres::ChunkCopy;
+use crate::sink::postgres::partitions::Slot;
 use crate::source::{ByteCounter, ObjectVersion};
 
 use super::commit::Encoded;
@@ -77,6 +78,8 @@ pub struct EncodedFile {
     rows: Vec<RowsBuffer>,
     /// The transform's output, kept for the Delta sink (empty without it).
     batches: Vec<RecordBatch>,
+    /// The days of its rows (a table partitioned by day).
+    slots: Vec<Slot>,
     rejects: Vec<Reject>,
     counts: ChunkCounts,
     next_checkpoint: u64,
@@ -220,6 +223,13 @@ async fn commit_group(
     members: &[Member],
     ready: &[(usize, EncodedFile)],
 ) -> Result<bool, FileError> {
+    // Every day of the group gets its partition before the transaction opens.
+    if let Some(days) = &ingest.partitions {
+        let mut slots: Vec<Slot> = ready.iter().flat_map(|(_, f)| f.slots.clone()).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        days.ensure(&slots).await?;
+    }
     // The Delta commit first: a crash before the PostgreSQL transaction leaves the files
     // pending, and their next attempt finds their keys in the table.
     let delta_version = match &ingest.delta {
@@ -235,18 +245,24 @@ async fn commit_group(
     };
     let mut tx = ingest.pool.begin().await?;
     if let Some(sink) = &ingest.postgres {
+        let failed = |e| {
+            // A day dropped since this worker saw it: its files, ingested alone, look
+            // the days up afresh.
+            if let Some(days) = &ingest.partitions {
+                days.forget();
+            }
+            FileError::Stage(format!("COPY of a group: {e}"))
+        };
         let mut copy = ChunkCopy::new(&mut tx, sink);
         for (_, file) in ready {
             for rows in &file.rows {
                 if let Err(e) = copy.send(rows).await {
                     copy.abort().await;
-                    return Err(FileError::Stage(format!("COPY of a group: {e}")));
+                    return Err(failed(e));
                 }
             }
         }
-        copy.finish()
-            .await
-            .map_err(|e| FileError::Stage(format!("COPY of a group: {e}")))?;
+        copy.finish().await.map_err(failed)?;
     }
     for (i, file) in ready {
         if !file.rejects.is_empty() {
@@ -335,22 +351,27 @@ async fn encode_small(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, F
     let mut transform = ingest.plans.take().await?;
     let mut rows = Vec::new();
     let mut kept = Vec::new();
+    let mut slots = Vec::new();
     let mut ingested = 0;
     for batch in batches {
         let out = transform.run(vec![batch]).await?;
-        let (data, n) = encode_rows(ingest.postgres.as_ref(), None, &out, 0).await?;
-        ingested += n;
-        if !data.is_empty() {
-            rows.push(data);
+        let encoded = encode_rows(ingest.postgres.as_ref(), None, &out, 0).await?;
+        ingested += encoded.rows;
+        slots.extend(encoded.slots);
+        if !encoded.data.is_empty() {
+            rows.push(encoded.data);
         }
         if ingest.delta.is_some() {
             kept.extend(out.into_iter().filter(|b| b.num_rows() > 0));
         }
     }
     ingest.plans.give_back(transform);
+    slots.sort_unstable();
+    slots.dedup();
     Ok(EncodedFile {
         rows,
         batches: kept,
+        slots,
         counts: ChunkCounts {
             ingested,
             rejected: rejects.len() as u64,
@@ -416,6 +437,7 @@ async fn encode_staged(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, 
     let mut file = EncodedFile {
         batches: Vec::new(),
         rows: Vec::new(),
+        slots: Vec::new(),
         rejects: Vec::new(),
         counts: ChunkCounts::default(),
         next_checkpoint: 0,
@@ -435,6 +457,11 @@ async fn encode_staged(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, 
                     file.next_checkpoint = file.next_checkpoint.max(piece.next_checkpoint);
                     if !piece.rows_data.is_empty() {
                         file.rows.push(piece.rows_data);
+                    }
+                    for slot in piece.slots {
+                        if !file.slots.contains(&slot) {
+                            file.slots.push(slot);
+                        }
                     }
                 }
                 Some(Ok(Encoded::End)) => return Ok(()),

@@ -9,6 +9,7 @@ use crate::limit::Limits;
 use crate::sink::SinkPlan;
 use crate::sink::delta::DeltaSink;
 use crate::sink::parquet::Lake;
+use crate::sink::postgres::partitions::DayPartitions;
 use crate::source::SourceRef;
 use crate::transform::{PlanCache, PlanKind, TransformSql};
 
@@ -24,6 +25,8 @@ pub struct Ingest {
     pub lake: Option<Arc<Lake>>,
     /// The Delta sink (`--sink delta=URL`); at most one of `lake` and `delta`.
     pub delta: Option<Arc<DeltaSink>>,
+    /// The day partitions of the target table, when it is partitioned by day.
+    pub partitions: Option<Arc<DayPartitions>>,
     pub settings: Settings,
     pub limits: Arc<Limits>,
     /// How the transform runs over a file (row-wise, or once per file).

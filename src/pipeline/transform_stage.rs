@@ -10,6 +10,7 @@ use crate::buffers::RowsBuffer;
 use crate::jobs::ChunkCounts;
 use crate::sink::SinkPlan;
 use crate::sink::parquet::LakeError;
+use crate::sink::postgres::partitions::{Slot, slots_of};
 use crate::transform::{FileInput, Transform};
 
 use super::commit::{Encoded, EncodedPiece, Lone};
@@ -83,13 +84,14 @@ async fn whole_file_stage(
     let drained: Result<(), FileError> = async {
         while let Some(batch) = output.next().await {
             let batch = batch?;
-            let (rows_data, rows) = encode_rows(sink.as_ref(), lake.as_ref(), &[batch], 0).await?;
+            let encoded = encode_rows(sink.as_ref(), lake.as_ref(), &[batch], 0).await?;
             let piece = EncodedPiece {
-                rows_data,
+                rows_data: encoded.data,
                 counts: ChunkCounts {
-                    ingested: rows,
+                    ingested: encoded.rows,
                     ..ChunkCounts::default()
                 },
+                slots: encoded.slots,
                 ..EncodedPiece::default()
             };
             if out.send(Ok(Encoded::Piece(piece))).await.is_err() {
@@ -191,9 +193,14 @@ async fn encode_piece(
         Some(batch) => transform.run(vec![batch]).await?,
         None => Vec::new(),
     };
-    let (rows_data, rows) = encode_rows(sink, lake, &batches, json_bytes * 2).await?;
+    let EncodedRows {
+        data: rows_data,
+        rows,
+        slots,
+    } = encode_rows(sink, lake, &batches, json_bytes * 2).await?;
     Ok(EncodedPiece {
         rows_data,
+        slots,
         counts: ChunkCounts {
             ingested: rows,
             rejected: piece.rejects.len() as u64,
@@ -207,14 +214,24 @@ async fn encode_piece(
     })
 }
 
+/// Rows encoded for COPY.
+#[derive(Default)]
+pub(super) struct EncodedRows {
+    pub data: RowsBuffer,
+    pub rows: u64,
+    /// The days of the rows, for a table partitioned by day (else empty).
+    pub slots: Vec<Slot>,
+}
+
 /// Hands the transform's rows to the Parquet writer and encodes them for COPY (into a
-/// buffer of `reserve` bytes first). Returns the COPY data and the number of rows.
+/// buffer of `reserve` bytes first), noting their days when the table is partitioned by
+/// day.
 pub(super) async fn encode_rows(
     sink: Option<&SinkPlan>,
     lake: Option<&mpsc::Sender<RecordBatch>>,
     batches: &[RecordBatch],
     reserve: usize,
-) -> Result<(RowsBuffer, u64), FileError> {
+) -> Result<EncodedRows, FileError> {
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     if let Some(lake) = lake {
         for batch in batches {
@@ -223,14 +240,20 @@ pub(super) async fn encode_rows(
                 .map_err(|_| FileError::Lake(LakeError::Stopped))?;
         }
     }
-    let mut rows_data = RowsBuffer::default();
+    let mut encoded = EncodedRows {
+        rows,
+        ..EncodedRows::default()
+    };
     if let Some(sink) = sink {
-        rows_data = RowsBuffer::with_capacity(reserve);
+        encoded.data = RowsBuffer::with_capacity(reserve);
         for batch in batches {
-            sink.encoder.encode(batch, rows_data.as_mut_vec())?;
+            sink.encoder.encode(batch, encoded.data.as_mut_vec())?;
+            if let Some(column) = sink.day_column {
+                slots_of(batch.column(column).as_ref(), &mut encoded.slots);
+            }
         }
     }
-    Ok((rows_data, rows))
+    Ok(encoded)
 }
 
 /// The record of a RAW batch of one record.

@@ -1,11 +1,22 @@
-//! Exactly once: a process killed with SIGKILL mid-file, re-runs, `--force`.
+//! Exactly once: a process killed with SIGKILL mid-file, re-runs, `--force`; into the plain
+//! `logs` and into `logs` partitioned by day.
 
 use sqlx::PgPool;
 
-use crate::util;
+use crate::util::{self, Layout};
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn sigkill_mid_file_then_rerun_leaves_every_record_once(pool: PgPool) {
+    sigkill_mid_file_then_rerun(pool, Layout::Plain).await;
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn sigkill_mid_file_then_rerun_leaves_every_record_once_in_day_partitions(pool: PgPool) {
+    sigkill_mid_file_then_rerun(pool, Layout::DayPartitions).await;
+}
+
+async fn sigkill_mid_file_then_rerun(pool: PgPool, layout: Layout) {
+    layout.apply(&pool).await;
     let dir = tempfile::tempdir().unwrap();
     util::generate(dir.path(), 1, 30_000).await;
     let path = dir.path().to_str().unwrap().to_string();
@@ -62,6 +73,7 @@ async fn sigkill_mid_file_then_rerun_leaves_every_record_once(pool: PgPool) {
         (1, 0)
     );
     assert_eq!(util::count(&pool, "SELECT count(*) FROM logs").await, rows);
+    layout.check(&pool).await;
 }
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]

@@ -35,7 +35,7 @@ fn records_around_midnight(n: usize, before: i64) -> Vec<Value> {
 }
 
 /// Every file under `root`, relative, sorted.
-fn files_under(root: &Path) -> Vec<String> {
+pub fn files_under(root: &Path) -> Vec<String> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -55,7 +55,7 @@ fn files_under(root: &Path) -> Vec<String> {
 }
 
 /// The `.parquet` files of a local lake (relative paths).
-fn parquet_files(root: &Path) -> Vec<String> {
+pub fn parquet_files(root: &Path) -> Vec<String> {
     files_under(root)
         .into_iter()
         .filter(|f| f.ends_with(".parquet"))
@@ -72,7 +72,7 @@ fn read_parquet(bytes: bytes::Bytes) -> Vec<RecordBatch> {
 }
 
 /// The batches of each Parquet file of a local lake.
-fn read_lake(root: &Path) -> BTreeMap<String, Vec<RecordBatch>> {
+pub fn read_lake(root: &Path) -> BTreeMap<String, Vec<RecordBatch>> {
     parquet_files(root)
         .into_iter()
         .map(|f| {

@@ -16,6 +16,7 @@ mod notifications;
 mod operations;
 mod operator;
 mod outage;
+mod partitions;
 mod run;
 mod s3;
 mod s3_reads;

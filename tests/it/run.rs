@@ -10,7 +10,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::s3::{Fault, FaultProxy, S3Server, put};
-use crate::util;
+use crate::util::{self, Layout};
 
 /// A gzipped JSON array of `n` records, tagged with `file` and starting at `time`.
 fn object(file: usize, n: usize, time: i64) -> Vec<u8> {
@@ -167,6 +167,17 @@ async fn a_late_object_with_old_records_is_ingested_by_the_next_run(pool: PgPool
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn three_workers_at_once_ingest_every_record_once(pool: PgPool) {
+    three_workers_at_once(pool, Layout::Plain).await;
+}
+
+/// The three workers also race to create the files' day partition.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn three_workers_at_once_ingest_every_record_once_in_day_partitions(pool: PgPool) {
+    three_workers_at_once(pool, Layout::DayPartitions).await;
+}
+
+async fn three_workers_at_once(pool: PgPool, layout: Layout) {
+    layout.apply(&pool).await;
     let s3 = S3Server::start().await;
     let store = s3.bucket("shared").await;
     let files = 60;
@@ -205,10 +216,21 @@ async fn three_workers_at_once_ingest_every_record_once(pool: PgPool) {
     let attempts: i64 =
         util::count(&pool, "SELECT max(attempts)::bigint FROM processed_files").await;
     assert_eq!(attempts, 1, "no file was claimed twice");
+    layout.check(&pool).await;
 }
 
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn a_killed_worker_is_taken_over_at_its_checkpoint(pool: PgPool) {
+    killed_worker_taken_over(pool, Layout::Plain).await;
+}
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn a_killed_worker_is_taken_over_at_its_checkpoint_in_day_partitions(pool: PgPool) {
+    killed_worker_taken_over(pool, Layout::DayPartitions).await;
+}
+
+async fn killed_worker_taken_over(pool: PgPool, layout: Layout) {
+    layout.apply(&pool).await;
     let s3 = S3Server::start().await;
     let store = s3.bucket("kill").await;
     put(&store, "big.json.gz", object(1, 40_000, 1_730_800_800_000)).await;
@@ -238,6 +260,7 @@ async fn a_killed_worker_is_taken_over_at_its_checkpoint(pool: PgPool) {
         "resumed at the checkpoint"
     );
     exactly_once(&pool, 40_000).await;
+    layout.check(&pool).await;
 }
 
 /// `(attempts, permanent, error)` of a job.

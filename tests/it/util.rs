@@ -310,3 +310,47 @@ impl Drop for PgProxy {
         self.down();
     }
 }
+
+/// The layout of `logs` a test runs against: the plain table the migrations make, or the
+/// table partitioned by day (`ingestor migrate --partition-by day`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Plain,
+    DayPartitions,
+}
+
+impl Layout {
+    /// Gives `logs` this layout (the table is empty).
+    pub async fn apply(self, pool: &PgPool) {
+        if self == Layout::DayPartitions {
+            let run = run(pool, &["migrate", "--partition-by", "day"]).await;
+            assert_eq!(run.code, 0, "{}", run.stderr);
+        }
+    }
+
+    /// Checks that `logs` still has this layout and, partitioned, that every row is in the
+    /// partition of its id's day.
+    pub async fn check(self, pool: &PgPool) {
+        let kind: String =
+            sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE oid = 'logs'::regclass")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        match self {
+            Layout::Plain => assert_eq!(kind, "r"),
+            Layout::DayPartitions => {
+                assert_eq!(kind, "p");
+                let misplaced = count(
+                    pool,
+                    "SELECT count(*) FROM logs l JOIN pg_class c ON c.oid = l.tableoid \
+                     WHERE c.relname <> CASE WHEN l.id < '00000000-0001-0000-0000-000000000000' \
+                       THEN 'logs_undated' ELSE 'logs_p' || to_char(to_timestamp( \
+                       ('x' || substr(replace(l.id::text, '-', ''), 1, 12))::bit(48)::bigint \
+                       / 1000.0) AT TIME ZONE 'UTC', 'YYYYMMDD') END",
+                )
+                .await;
+                assert_eq!(misplaced, 0, "rows outside their day's partition");
+            }
+        }
+    }
+}

@@ -1,6 +1,8 @@
 //! One chunk's rows into the target table: a binary COPY opened with the chunk's first
 //! rows (so that a chunk without rows opens none), fed piece by piece, then finished or
-//! abandoned. A row the database refuses is named by its line in the COPY.
+//! abandoned. A row the database refuses is named by its line in the chunk (a chunk may
+//! take several COPY statements in its transaction: a statement routes rows only to the
+//! partitions that existed when it started, see `partitions/create.rs`).
 
 use sqlx::PgConnection;
 use sqlx::postgres::PgCopyIn;
@@ -16,7 +18,12 @@ pub enum CopyError {
     /// The database refused row `row` (1-based, within the COPY): a constraint, a trigger,
     /// a value it does not take.
     #[error("the database refused row {row} of the chunk: {message}")]
-    Refused { row: u64, message: String },
+    Refused {
+        row: u64,
+        message: String,
+        /// The SQLSTATE.
+        code: String,
+    },
     /// An error no row could avoid (the table is gone, a permission, the connection).
     #[error(transparent)]
     Database(sqlx::Error),
@@ -25,7 +32,7 @@ pub enum CopyError {
 impl From<sqlx::Error> for CopyError {
     fn from(error: sqlx::Error) -> Self {
         match refused_row(&error) {
-            Some((row, message)) => CopyError::Refused { row, message },
+            Some((row, message, code)) => CopyError::Refused { row, message, code },
             None => CopyError::Database(error),
         }
     }
@@ -36,6 +43,8 @@ pub struct ChunkCopy<'c> {
     plan: &'c SinkPlan,
     conn: Option<&'c mut PgConnection>,
     copy: Option<PgCopyIn<&'c mut PgConnection>>,
+    /// Rows of the chunk sent by its earlier COPY statements.
+    rows_before: u64,
 }
 
 impl<'c> ChunkCopy<'c> {
@@ -45,6 +54,26 @@ impl<'c> ChunkCopy<'c> {
             plan,
             conn: Some(conn),
             copy: None,
+            rows_before: 0,
+        }
+    }
+
+    /// The COPY statement that follows one that sent `rows` rows of the same chunk: a
+    /// refused row is numbered within the chunk. Default 0.
+    pub fn after_rows(mut self, rows: u64) -> Self {
+        self.rows_before = rows;
+        self
+    }
+
+    /// Numbers a refused row within the chunk.
+    fn in_chunk(&self, error: sqlx::Error) -> CopyError {
+        match CopyError::from(error) {
+            CopyError::Refused { row, message, code } => CopyError::Refused {
+                row: row + self.rows_before,
+                message,
+                code,
+            },
+            other => other,
         }
     }
 
@@ -55,17 +84,29 @@ impl<'c> ChunkCopy<'c> {
         }
         if self.copy.is_none() {
             let conn = self.conn.take().expect("a connection for the COPY");
-            let mut opened = conn.copy_in_raw(&self.plan.copy_sql).await?;
+            let mut opened = match conn.copy_in_raw(&self.plan.copy_sql).await {
+                Ok(opened) => opened,
+                Err(e) => return Err(self.in_chunk(e)),
+            };
             let mut header = Vec::new();
             self.plan.encoder.begin(&mut header);
-            opened.send(header).await?;
+            if let Err(e) = opened.send(header).await {
+                return Err(self.in_chunk(e));
+            }
             self.copy = Some(opened);
         }
         let open = self.copy.as_mut().expect("open copy");
+        let mut failed = None;
         for piece in data.chunks(COPY_PIECE_BYTES) {
-            open.send(piece).await?;
+            if let Err(e) = open.send(piece).await {
+                failed = Some(e);
+                break;
+            }
         }
-        Ok(())
+        match failed {
+            Some(e) => Err(self.in_chunk(e)),
+            None => Ok(()),
+        }
     }
 
     /// Ends the COPY (if rows were sent): the database checks the rows now.
@@ -75,9 +116,20 @@ impl<'c> ChunkCopy<'c> {
         };
         let mut trailer = Vec::new();
         self.plan.encoder.end(&mut trailer);
-        copy.send(trailer).await?;
-        copy.finish().await?;
-        Ok(())
+        let sent = copy.send(trailer).await.map(|_| ());
+        let finished = match sent {
+            Ok(()) => copy.finish().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let rows_before = self.rows_before;
+        finished.map_err(|e| match CopyError::from(e) {
+            CopyError::Refused { row, message, code } => CopyError::Refused {
+                row: row + rows_before,
+                message,
+                code,
+            },
+            other => other,
+        })
     }
 
     /// Abandons the COPY (if rows were sent); the transaction is then rolled back.
@@ -88,10 +140,10 @@ impl<'c> ChunkCopy<'c> {
     }
 }
 
-/// The row (1-based, within the COPY) and message of an error that one row caused: a
-/// data, constraint or trigger error whose context names the COPY's line. Errors without
-/// a row (the table is gone, a permission) are not.
-fn refused_row(error: &sqlx::Error) -> Option<(u64, String)> {
+/// The row (1-based, within the COPY), message and SQLSTATE of an error that one row
+/// caused: a data, constraint or trigger error whose context names the COPY's line.
+/// Errors without a row (the table is gone, a permission) are not.
+fn refused_row(error: &sqlx::Error) -> Option<(u64, String, String)> {
     let sqlx::Error::Database(db) = error else {
         return None;
     };
@@ -105,7 +157,7 @@ fn refused_row(error: &sqlx::Error) -> Option<(u64, String)> {
         return None;
     }
     let row = copy_line(pg.r#where()?)?;
-    Some((row, pg.message().to_string()))
+    Some((row, pg.message().to_string(), pg.code().to_string()))
 }
 
 /// The line number in a COPY error context (`COPY logs, line 2090, column x: ...`).

@@ -8,6 +8,8 @@ use arrow::datatypes::Schema;
 use sqlx::PgPool;
 
 use super::encode::{CopyColumn, CopyEncoder};
+use super::ident::quote_ident;
+use super::partitions::{Kind, Layout};
 use super::pgtype::PgType;
 
 /// Errors found while checking the target table: configuration errors.
@@ -43,6 +45,20 @@ pub enum SinkError {
         "column \"{column}\" of table {table} is NOT NULL without a default, but the transform does not produce it"
     )]
     RequiredMissing { column: String, table: String },
+    #[error(
+        "table {table} is partitioned by {key}, and the transform does not output column \"{column}\", \
+         which has no default: no partition would take its rows"
+    )]
+    PartitionKeyMissing {
+        table: String,
+        key: String,
+        column: String,
+    },
+    #[error(
+        "table {table} is partitioned by {key} and has no partition: every row would be \
+         refused; create its partitions (or a DEFAULT partition) first"
+    )]
+    NoPartitions { table: String, key: String },
     #[error("the transform produces column \"{0}\" twice")]
     DuplicateOutput(String),
     #[error("cannot read the columns of table {table}: {source}")]
@@ -51,11 +67,6 @@ pub enum SinkError {
         #[source]
         source: sqlx::Error,
     },
-}
-
-/// Quotes an identifier for SQL (`"name"`, inner quotes doubled).
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// One column of the target table.
@@ -69,6 +80,8 @@ pub struct TableColumn {
     /// NOT NULL, with or without a default: a value the encoder would write as NULL there
     /// fails instead (the COPY names the column, so its default never applies).
     pub not_null: bool,
+    /// The column has a default (or is an identity or generated column).
+    pub has_default: bool,
 }
 
 /// A table as the database describes it.
@@ -79,6 +92,8 @@ pub struct TargetTable {
     /// Quoted for SQL (`"schema"."table"` or `"table"`).
     pub quoted: String,
     pub columns: Vec<TableColumn>,
+    /// Plain or partitioned, as the catalog says.
+    pub layout: Layout,
 }
 
 /// How a transform's output is written: the COPY statement and its encoder.
@@ -89,6 +104,9 @@ pub struct SinkPlan {
     pub encoder: CopyEncoder,
     /// The table has `source_bucket` and `source_key` columns (needed by `--force`).
     pub has_source_columns: bool,
+    /// The table is partitioned by day: the output's column of record ids, whose days
+    /// decide which partitions a chunk needs (`partitions::DayPartitions`).
+    pub day_column: Option<usize>,
 }
 
 const COLUMNS_SQL: &str = include_str!("../../../sql/sink/table_columns.sql");
@@ -100,26 +118,30 @@ impl TargetTable {
             Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
             None => quote_ident(name),
         };
-        let rows: Vec<(String, String, String, bool, bool)> = sqlx::query_as(COLUMNS_SQL)
+        let database = |source| SinkError::Database {
+            table: name.to_string(),
+            source,
+        };
+        let mut conn = pool.acquire().await.map_err(database)?;
+        let rows: Vec<(String, String, String, bool, bool, bool)> = sqlx::query_as(COLUMNS_SQL)
             .bind(&quoted)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await
-            .map_err(|source| SinkError::Database {
-                table: name.to_string(),
-                source,
-            })?;
-        if rows.is_empty() {
+            .map_err(database)?;
+        let layout = Layout::load(&mut conn, &quoted).await.map_err(database)?;
+        let (false, Some(layout)) = (rows.is_empty(), layout) else {
             return Err(SinkError::NoTable(name.to_string()));
-        }
+        };
         let columns = rows
             .into_iter()
             .map(
-                |(name, type_name, typname, required, not_null)| TableColumn {
+                |(name, type_name, typname, required, not_null, has_default)| TableColumn {
                     name,
                     type_name,
                     typname,
                     required,
                     not_null,
+                    has_default,
                 },
             )
             .collect();
@@ -127,6 +149,7 @@ impl TargetTable {
             name: name.to_string(),
             quoted,
             columns,
+            layout,
         })
     }
 
@@ -179,6 +202,7 @@ impl TargetTable {
                 table: self.name.clone(),
             });
         }
+        let day_column = self.check_partitioning(output)?;
         let mut copy_sql = String::new();
         let _ = write!(
             copy_sql,
@@ -191,7 +215,38 @@ impl TargetTable {
             encoder: CopyEncoder::from_columns(encoded),
             has_source_columns: self.column("source_bucket").is_some()
                 && self.column("source_key").is_some(),
+            day_column,
         })
+    }
+
+    /// For a partitioned table: every key column is produced (or has a default) and some
+    /// partition can take rows, unless the table is partitioned by day (ingestor creates
+    /// those partitions). Returns the output's id column for a table partitioned by day.
+    fn check_partitioning(&self, output: &Schema) -> Result<Option<usize>, SinkError> {
+        let Kind::Partitioned(key) = &self.layout.kind else {
+            return Ok(None);
+        };
+        for name in &key.columns {
+            let produced = output.field_with_name(name).is_ok();
+            let defaulted = self.column(name).is_some_and(|c| c.has_default);
+            if !produced && !defaulted && !key.has_default {
+                return Err(SinkError::PartitionKeyMissing {
+                    table: self.name.clone(),
+                    key: key.describe(),
+                    column: name.clone(),
+                });
+            }
+        }
+        if key.by_day() {
+            return Ok(output.index_of("id").ok());
+        }
+        if key.partitions == 0 {
+            return Err(SinkError::NoPartitions {
+                table: self.name.clone(),
+                key: key.describe(),
+            });
+        }
+        Ok(None)
     }
 
     fn column(&self, name: &str) -> Option<&TableColumn> {
