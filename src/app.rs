@@ -137,7 +137,7 @@ async fn retention(database_url: Option<&str>, args: RetentionArgs) -> anyhow::R
         );
     }
     let archive = match &args.archive {
-        Some(arg) => Some(config::archive(arg, &table, args.s3_timeout_secs)?),
+        Some(arg) => Some(config::archive(arg, &table, args.s3_timeout_secs).await?),
         None => None,
     };
     let cut = match (args.before, args.older_than) {

@@ -131,8 +131,8 @@ pub struct RetentionArgs {
     pub older_than: Option<std::time::Duration>,
 
     /// Write each day's rows to a lake before dropping it: `parquet=URL` (a folder or
-    /// s3://bucket/prefix, laid out as `--sink parquet` lays out its files). `delta=URL`
-    /// is not supported yet.
+    /// s3://bucket/prefix, laid out as `--sink parquet` lays out its files) or `delta=URL`
+    /// (a Delta table of the table's columns and `date`, one commit per day).
     #[arg(long, value_parser = parse_archive)]
     pub archive: Option<ArchiveArg>,
 
@@ -162,7 +162,6 @@ pub struct RetentionArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArchiveArg {
     Parquet(String),
-    /// Not supported yet: refused before anything is done.
     Delta(String),
 }
 
@@ -171,7 +170,7 @@ fn parse_archive(value: &str) -> Result<ArchiveArg, String> {
         Some(("parquet", url)) if !url.is_empty() => Ok(ArchiveArg::Parquet(url.to_string())),
         Some(("delta", url)) if !url.is_empty() => Ok(ArchiveArg::Delta(url.to_string())),
         _ => Err(format!(
-            "`{value}`: expected `parquet=URL` (a folder or s3://bucket/prefix)"
+            "`{value}`: expected `parquet=URL` or `delta=URL` (a folder or s3://bucket/prefix)"
         )),
     }
 }

@@ -359,21 +359,21 @@ async fn day_partitions(pool: &PgPool, table: &TargetTable) -> Arc<DayPartitions
     days
 }
 
-/// The archive of `retention --archive` for rows of `table`. `delta=` is refused here
-/// until the Delta sink exists.
-pub fn archive(
+/// The archive of `retention --archive` for rows of `table`: a Parquet lake, or a Delta
+/// table of the table's columns (created on first use, refused if its schema differs).
+pub async fn archive(
     arg: &ArchiveArg,
     table: &TargetTable,
     s3_timeout_secs: Option<u64>,
 ) -> anyhow::Result<Archive> {
+    let columns = Columns::new(
+        table
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.typname.as_str())),
+    );
     match arg {
         ArchiveArg::Parquet(url) => {
-            let columns = Columns::new(
-                table
-                    .columns
-                    .iter()
-                    .map(|c| (c.name.as_str(), c.typname.as_str())),
-            );
             let lake = Lake::new(
                 lake::location(url, s3_timeout_secs)?,
                 LakeOptions::default(),
@@ -382,10 +382,17 @@ pub fn archive(
             .with_context(|| format!("--archive parquet={url} for table {}", table.name))?;
             Ok(Archive::Parquet(Arc::new(lake)))
         }
-        ArchiveArg::Delta(url) => bail!(
-            "--archive delta={url}: archiving to a Delta table is not supported yet; use \
-             --archive parquet=URL (nothing was archived or dropped)"
-        ),
+        ArchiveArg::Delta(url) => {
+            let sink = DeltaSink::open(
+                url,
+                columns.schema(),
+                LakeOptions::default(),
+                s3_timeout_secs,
+            )
+            .await
+            .with_context(|| format!("--archive delta={url} for table {}", table.name))?;
+            Ok(Archive::Delta(Arc::new(sink)))
+        }
     }
 }
 

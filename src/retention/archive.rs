@@ -1,4 +1,5 @@
-//! A detached day written to the lake before it is dropped (`--archive parquet=URL`).
+//! A detached day written to the lake before it is dropped (`--archive parquet=URL` or
+//! `--archive delta=URL`).
 //!
 //! Exactly once: the table is detached first, so no writer can add a row while it is read;
 //! its rows are read in id order into the Parquet sink's day writers (spooled files), and
@@ -8,6 +9,10 @@
 //! replacing what the first run published, and drops the table only after that. Rows of
 //! the same day ingested later (a late file) land in a new partition, whose content, and
 //! so whose names, differ.
+//!
+//! A Delta archive appends the day in one commit that carries a key made from the same
+//! content (`txn` app id `ingestor-archive:<hash>`): a run stopped after that commit finds
+//! the key on the next run and appends nothing again.
 
 use std::sync::Arc;
 
@@ -15,6 +20,7 @@ use futures::TryStreamExt;
 use sqlx::PgConnection;
 use tokio::sync::mpsc;
 
+use crate::sink::delta::{Append, DeltaError, DeltaSink};
 use crate::sink::parquet::{DayWriters, Lake, LakeError, Published, write_stage};
 use crate::transform::object_hash;
 
@@ -29,6 +35,9 @@ pub enum Archive {
     /// A Parquet lake (`--archive parquet=URL`), laid out as the Parquet sink lays out
     /// its own: `date=YYYY-MM-DD/<partition>-<hash>.parquet`.
     Parquet(Arc<Lake>),
+    /// A Delta table (`--archive delta=URL`) with the table's columns and `date`,
+    /// partitioned by `date`, as the Delta sink writes its tables.
+    Delta(Arc<DeltaSink>),
 }
 
 /// Why a day could not be archived (the table stays detached for the next run).
@@ -42,6 +51,8 @@ pub enum ArchiveError {
     },
     #[error(transparent)]
     Lake(#[from] LakeError),
+    #[error(transparent)]
+    Delta(#[from] Box<DeltaError>),
     #[error("cannot build a batch of table {table}: {source}")]
     Arrow {
         table: String,
@@ -62,6 +73,7 @@ impl Archive {
     pub fn display(&self) -> String {
         match self {
             Self::Parquet(lake) => format!("parquet={}", lake.display()),
+            Self::Delta(sink) => format!("delta={}", sink.display()),
         }
     }
 
@@ -76,6 +88,7 @@ impl Archive {
     ) -> Result<Archived, ArchiveError> {
         match self {
             Self::Parquet(lake) => parquet(lake, conn, table, name, columns).await,
+            Self::Delta(sink) => delta(sink, conn, table, name, columns).await,
         }
     }
 }
@@ -87,6 +100,73 @@ async fn parquet(
     name: &str,
     columns: &Columns,
 ) -> Result<Archived, ArchiveError> {
+    let Some(stem) = content_stem(conn, table, name).await? else {
+        return Ok(Archived::default());
+    };
+    lake.clean_spool(&stem)?;
+    let (tx, rx) = mpsc::channel(2);
+    let writers = DayWriters::new(Arc::clone(lake), stem.clone(), table);
+    let writer = tokio::task::spawn_blocking(move || write_stage(rx, writers));
+    let sent = send_rows(conn, table, columns, &tx).await;
+    drop(tx);
+    let staged = match writer.await {
+        Ok(staged) => staged,
+        Err(e) => Err(LakeError::Io {
+            path: lake.display(),
+            source: std::io::Error::other(e),
+        }),
+    };
+    // The writer's own error explains why sending stopped.
+    let staged = match (sent, staged) {
+        (_, Err(e)) => return Err(e.into()),
+        (Err(e), Ok(_)) => return Err(e),
+        (Ok(_), Ok(staged)) => staged,
+    };
+    let files = lake.publish(&stem, staged).await?;
+    Ok(Archived {
+        rows: files.iter().map(|f| f.rows).sum(),
+        files,
+    })
+}
+
+async fn delta(
+    sink: &Arc<DeltaSink>,
+    conn: &mut PgConnection,
+    table: &str,
+    name: &str,
+    columns: &Columns,
+) -> Result<Archived, ArchiveError> {
+    let boxed = |e: DeltaError| ArchiveError::Delta(Box::new(e));
+    let Some(stem) = content_stem(conn, table, name).await? else {
+        return Ok(Archived::default());
+    };
+    let (append, tx) = Append::start(Arc::clone(sink), format!("ingestor-archive:{stem}"))
+        .await
+        .map_err(boxed)?;
+    let sent = send_rows(conn, table, columns, &tx).await;
+    drop(tx);
+    match sent {
+        Ok(rows) => {
+            append.finish().await.map_err(boxed)?;
+            Ok(Archived {
+                rows,
+                files: Vec::new(),
+            })
+        }
+        Err(e) => Err(match append.abort().await {
+            Some(own) => boxed(own),
+            None => e,
+        }),
+    }
+}
+
+/// A name made from the detached table's content (its name, row count, first and last
+/// ids): the same rows give the same name. None when the table is empty.
+async fn content_stem(
+    conn: &mut PgConnection,
+    table: &str,
+    name: &str,
+) -> Result<Option<String>, ArchiveError> {
     let read = |source| ArchiveError::Read {
         table: table.to_string(),
         source,
@@ -100,7 +180,7 @@ async fn parquet(
         .await
         .map_err(read)?;
     if count == 0 {
-        return Ok(Archived::default());
+        return Ok(None);
     }
     let content = format!(
         "{name}/{count}/{}/{}",
@@ -112,11 +192,22 @@ async fn parquet(
         sanitize(name),
         object_hash("archive", &content)
     );
-    lake.clean_spool(&stem)?;
-    let (tx, rx) = mpsc::channel(2);
-    let writers = DayWriters::new(Arc::clone(lake), stem.clone(), table);
-    let writer = tokio::task::spawn_blocking(move || write_stage(rx, writers));
-    let sent: Result<(), ArchiveError> = async {
+    Ok(Some(stem))
+}
+
+/// Reads every row of `table` in id order and sends it in batches; the rows sent.
+async fn send_rows(
+    conn: &mut PgConnection,
+    table: &str,
+    columns: &Columns,
+    tx: &mpsc::Sender<arrow::record_batch::RecordBatch>,
+) -> Result<u64, ArchiveError> {
+    let read = |source| ArchiveError::Read {
+        table: table.to_string(),
+        source,
+    };
+    let mut sent = 0;
+    {
         let select = columns.select(table, "id");
         let mut rows = sqlx::query(sqlx::AssertSqlSafe(select)).fetch(&mut *conn);
         let mut batcher = columns.batcher();
@@ -128,6 +219,7 @@ async fn parquet(
             batcher.push(&row).map_err(read)?;
             if batcher.rows() >= BATCH_ROWS {
                 let batch = batcher.finish().map_err(arrow)?;
+                sent += batch.num_rows() as u64;
                 if tx.send(batch).await.is_err() {
                     return Err(LakeError::Stopped.into());
                 }
@@ -135,32 +227,13 @@ async fn parquet(
         }
         if batcher.rows() > 0 {
             let batch = batcher.finish().map_err(arrow)?;
+            sent += batch.num_rows() as u64;
             if tx.send(batch).await.is_err() {
                 return Err(LakeError::Stopped.into());
             }
         }
-        Ok(())
     }
-    .await;
-    drop(tx);
-    let staged = match writer.await {
-        Ok(staged) => staged,
-        Err(e) => Err(LakeError::Io {
-            path: lake.display(),
-            source: std::io::Error::other(e),
-        }),
-    };
-    // The writer's own error explains why sending stopped.
-    let staged = match (sent, staged) {
-        (_, Err(e)) => return Err(e.into()),
-        (Err(e), Ok(_)) => return Err(e),
-        (Ok(()), Ok(staged)) => staged,
-    };
-    let files = lake.publish(&stem, staged).await?;
-    Ok(Archived {
-        rows: files.iter().map(|f| f.rows).sum(),
-        files,
-    })
+    Ok(sent)
 }
 
 /// A table name as a file name: letters, digits, `-` and `_`.

@@ -49,7 +49,7 @@ fn python() -> PathBuf {
 
 /// What delta-rs' Python reader sees in the table at `root`: rows, partition columns,
 /// rows per date, and the distinct (source_key, source_index) pairs.
-fn read_with_python(root: &Path) -> Value {
+pub fn read_with_python(root: &Path) -> Value {
     read_uri_with_python(root.to_str().unwrap(), &json!({}))
 }
 
@@ -94,7 +94,7 @@ async fn load(root: &Path) -> DeltaTable {
 }
 
 /// One column of `sql` over the table at `root` (registered as `t`), through DataFusion.
-async fn query(root: &Path, sql: &str) -> Vec<arrow::record_batch::RecordBatch> {
+pub async fn query(root: &Path, sql: &str) -> Vec<arrow::record_batch::RecordBatch> {
     let table = load(root).await;
     let ctx = SessionContext::new();
     table.update_datafusion_session(&ctx.state()).unwrap();
@@ -103,7 +103,7 @@ async fn query(root: &Path, sql: &str) -> Vec<arrow::record_batch::RecordBatch> 
     ctx.sql(sql).await.unwrap().collect().await.unwrap()
 }
 
-async fn scalar_i64(root: &Path, sql: &str) -> i64 {
+pub async fn scalar_i64(root: &Path, sql: &str) -> i64 {
     let batches = query(root, sql).await;
     let column =
         arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Int64).unwrap();

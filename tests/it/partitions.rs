@@ -493,18 +493,6 @@ async fn retention_with_a_parquet_archive_writes_the_rows_it_drops(pool: PgPool)
     assert_eq!(crate::lake::parquet_files(&lake), files);
     assert_eq!(archived_rows(&lake), before);
 
-    // Delta is not there yet: said before anything is done.
-    let delta = retention(
-        &pool,
-        &["--before", "2024-11-05", "--archive", "delta=/tmp/x"],
-    )
-    .await;
-    assert_eq!(delta.code, 1);
-    assert!(
-        delta.stderr.contains("not supported yet"),
-        "{}",
-        delta.stderr
-    );
     assert_eq!(logs_count(&pool).await, 307);
 }
 
@@ -850,4 +838,78 @@ async fn a_running_worker_makes_again_a_day_retention_dropped(pool: PgPool) {
         0
     );
     Layout::DayPartitions.check(&pool).await;
+}
+
+/// `--archive delta=URL`: each dropped day is one commit of the table's rows, and a run
+/// killed after that commit (its drop held up by a reader's lock) appends nothing again
+/// when the next run finds the day still detached.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn retention_with_a_delta_archive_commits_each_day_once(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    five_days(&pool, dir.path()).await;
+    let table = dir.path().join("archive");
+    let archive = format!("delta={}", table.display());
+    let before = rows_before(&pool, "2024-11-03").await;
+    assert_eq!(before.len(), 200);
+
+    // 2024-11-01 first, with the database refusing to drop tables: the archive commits,
+    // the drop fails, and the day stays detached for the next run.
+    sqlx::query(
+        "CREATE FUNCTION refuse_drop() RETURNS event_trigger AS $$ \
+         BEGIN RAISE EXCEPTION 'injected: no DROP TABLE now'; END $$ LANGUAGE plpgsql",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE EVENT TRIGGER refuse_drop ON ddl_command_start WHEN TAG IN ('DROP TABLE') \
+         EXECUTE FUNCTION refuse_drop()",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let first = retention(&pool, &["--before", "2024-11-02", "--archive", &archive]).await;
+    assert_eq!(first.code, 3, "the day was kept: {}", first.stdout);
+    assert!(first.stderr.contains("injected"), "{}", first.stderr);
+    sqlx::query("DROP EVENT TRIGGER refuse_drop")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(crate::delta::read_with_python(&table)["rows"], 100);
+
+    let again = retention(&pool, &["--before", "2024-11-03", "--archive", &archive]).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.summary()["days_dropped"], 2, "{}", again.stdout);
+    let seen = crate::delta::read_with_python(&table);
+    assert_eq!(seen["rows"], 200, "each day once: {seen}");
+    assert_eq!(
+        seen["dates"],
+        json!({"2024-11-01": 100, "2024-11-02": 100}),
+        "{seen}"
+    );
+    // Creation, 2024-11-01 (once, though archived by two runs), 2024-11-02.
+    assert_eq!(seen["version"], 2, "{seen}");
+    let ids = crate::delta::scalar_i64(&table, "SELECT count(DISTINCT id) FROM t").await;
+    assert_eq!(ids, 200);
+    let messages = crate::delta::query(&table, "SELECT message FROM t ORDER BY id").await;
+    let mut archived: Vec<String> = Vec::new();
+    for batch in &messages {
+        let column =
+            arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+        archived.extend(
+            column
+                .as_string::<i32>()
+                .iter()
+                .map(|m| m.unwrap().to_string()),
+        );
+    }
+    let dropped: Vec<String> = before.iter().map(|r| r.2.clone().unwrap()).collect();
+    assert_eq!(archived, dropped, "the table holds the rows dropped, by id");
+    assert_eq!(logs_count(&pool).await, 307);
+
+    // Again: nothing more.
+    let third = retention(&pool, &["--before", "2024-11-03", "--archive", &archive]).await;
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert_eq!(third.summary()["days_dropped"], 0);
+    assert_eq!(crate::delta::read_with_python(&table)["version"], 2);
 }

@@ -146,6 +146,74 @@ impl DeltaJob {
     }
 }
 
+/// An append of rows that are not a source object's (a day archived by `retention`),
+/// made once: the commit carries `app_id` at version 1, and an append whose key the table
+/// already holds writes nothing.
+pub struct Append {
+    sink: Arc<DeltaSink>,
+    gate: Option<Gate>,
+    writer: JoinHandle<Result<Written, DeltaError>>,
+}
+
+impl Append {
+    /// Starts the append; send the rows on the returned sender, then [`finish`](Self::finish).
+    pub async fn start(
+        sink: Arc<DeltaSink>,
+        app_id: String,
+    ) -> Result<(Self, mpsc::Sender<RecordBatch>), DeltaError> {
+        let table = sink.latest().await?;
+        let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
+        if committed(&sink, &table, &app_id, 1).await? {
+            let writer = tokio::spawn(drain(rx));
+            return Ok((
+                Self {
+                    sink,
+                    gate: None,
+                    writer,
+                },
+                tx,
+            ));
+        }
+        let (plan, gate) =
+            input_plan(Arc::clone(&sink.schema), rx).map_err(|e| DeltaError::Table {
+                table: sink.display().to_string(),
+                source: DeltaTableError::from(e),
+            })?;
+        let run = Run {
+            sink: Arc::clone(&sink),
+            table,
+            app_id,
+            version: 1,
+            replace: None,
+        };
+        let writer = tokio::spawn(run.write(plan));
+        Ok((
+            Self {
+                sink,
+                gate: Some(gate),
+                writer,
+            },
+            tx,
+        ))
+    }
+
+    /// Commits what was sent (the sender must be dropped first).
+    pub async fn finish(self) -> Result<Written, DeltaError> {
+        if let Some(gate) = self.gate {
+            gate.open();
+        }
+        finished(&self.sink, self.writer).await
+    }
+
+    /// Gives up: nothing is committed. The writer's own error, if it had one.
+    pub async fn abort(self) -> Option<DeltaError> {
+        let own = self.writer.is_finished();
+        drop(self.gate);
+        let error = finished(&self.sink, self.writer).await.err();
+        if own { error } else { None }
+    }
+}
+
 /// The idempotency key of a source object's runs.
 pub fn app_id(bucket: &str, key: &str) -> String {
     format!("ingestor:{bucket}/{key}")

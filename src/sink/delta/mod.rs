@@ -16,6 +16,6 @@ mod maintain;
 mod stream;
 mod table;
 
-pub use job::{DeltaJob, DeltaJobError, Written, app_id};
+pub use job::{Append, DeltaJob, DeltaJobError, Written, app_id};
 pub use maintain::{Optimized, Vacuumed, optimize, vacuum};
 pub use table::{DATE_COLUMN, DeltaError, DeltaSink, TXN_RETENTION, open_table};
