@@ -15,7 +15,7 @@ use parquet::file::properties::WriterProperties;
 use tokio::sync::Mutex;
 use url::Url;
 
-use crate::sink::parquet::{LakeOptions, PARTITION_COLUMN};
+use crate::sink::parquet::{LakeOptions, PARTITION_COLUMN, check_day_source};
 
 /// The partition column of the table: the UTC day of the output's `timestamp`.
 pub const DATE_COLUMN: &str = "date";
@@ -278,24 +278,7 @@ fn difference(wanted: &StructType, found: &StructType) -> Option<String> {
 
 /// The `date` column is derived from the output's `timestamp`.
 fn check_partition_source(schema: &SchemaRef) -> Result<(), DeltaError> {
-    match schema
-        .field_with_name(PARTITION_COLUMN)
-        .map(|f| f.data_type())
-    {
-        Ok(DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) => {}
-        Ok(other) => {
-            return Err(DeltaError::Config(format!(
-                "the table is partitioned by the day of column `{PARTITION_COLUMN}`, \
-                 which the transform outputs as {other}, not a timestamp"
-            )));
-        }
-        Err(_) => {
-            return Err(DeltaError::Config(format!(
-                "the table is partitioned by the day of column `{PARTITION_COLUMN}`, \
-                 which the transform does not output"
-            )));
-        }
-    }
+    check_day_source(schema).map_err(|e| DeltaError::Config(format!("the table is {e}")))?;
     if schema.field_with_name(DATE_COLUMN).is_ok() {
         return Err(DeltaError::Config(format!(
             "the transform outputs a column `{DATE_COLUMN}`, which is the table's partition \

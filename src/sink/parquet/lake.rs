@@ -108,24 +108,7 @@ impl Lake {
         options: LakeOptions,
         schema: SchemaRef,
     ) -> Result<Self, LakeError> {
-        match schema
-            .field_with_name(PARTITION_COLUMN)
-            .map(|f| f.data_type())
-        {
-            Ok(DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) => {}
-            Ok(other) => {
-                return Err(LakeError::Config(format!(
-                    "the lake is partitioned by the day of column `{PARTITION_COLUMN}`, \
-                     which the transform outputs as {other}, not a timestamp"
-                )));
-            }
-            Err(_) => {
-                return Err(LakeError::Config(format!(
-                    "the lake is partitioned by the day of column `{PARTITION_COLUMN}`, \
-                     which the transform does not output"
-                )));
-            }
-        }
+        check_day_source(&schema).map_err(|e| LakeError::Config(format!("the lake is {e}")))?;
         if ZstdLevel::try_new(options.zstd_level).is_err() {
             return Err(LakeError::Config(format!(
                 "ZSTD level {} is out of range (1-22)",
@@ -179,6 +162,25 @@ impl Lake {
         } else {
             ObjectPath::from(format!("{prefix}/{relative}"))
         }
+    }
+}
+
+/// Checks that `schema` has the column whose UTC day partitions a lake ([`PARTITION_COLUMN`],
+/// a timestamp or a date); the error says why not, to follow "the lake is" or "the table is".
+pub fn check_day_source(schema: &SchemaRef) -> Result<(), String> {
+    match schema
+        .field_with_name(PARTITION_COLUMN)
+        .map(|f| f.data_type())
+    {
+        Ok(DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) => Ok(()),
+        Ok(other) => Err(format!(
+            "partitioned by the day of column `{PARTITION_COLUMN}`, which the transform \
+             outputs as {other}, not a timestamp"
+        )),
+        Err(_) => Err(format!(
+            "partitioned by the day of column `{PARTITION_COLUMN}`, which the transform does \
+             not output"
+        )),
     }
 }
 

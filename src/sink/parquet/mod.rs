@@ -23,7 +23,7 @@ mod writer;
 pub use job::{AfterCommit, LakeJob, PublishError};
 pub use lake::{
     Lake, LakeError, LakeLocation, LakeOptions, NULL_PARTITION, OPEN_DAYS, PARTITION_COLUMN,
-    location, relative_path, stem,
+    check_day_source, location, relative_path, stem,
 };
 pub use publish::Published;
 pub use writer::{DayWriters, Staged, write_stage};
