@@ -696,3 +696,65 @@ async fn a_file_that_fails_half_way_commits_nothing_to_the_table(pool: PgPool) {
     assert_eq!(rows, distinct);
     assert!(rows > 10_000, "{rows}");
 }
+
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn force_without_source_columns_is_refused_with_a_message(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("table");
+    let path = util::write_file(
+        dir.path(),
+        "app-1.json.gz",
+        &util::gzip(&util::json_array(&records_around_midnight(10, 1, "r"))),
+    );
+    let transform = util::write_file(
+        dir.path(),
+        "no_source.sql",
+        b"SELECT try_cast(try_cast(try_cast(\"time\" AS BIGINT) AS TIMESTAMP(3)) AS TIMESTAMP(6)) \
+          AS \"timestamp\", msg AS message FROM raw_logs",
+    );
+    let args = [
+        "--sink",
+        &format!("delta={}", table.display()),
+        "--transform",
+        transform.to_str().unwrap(),
+    ];
+    let first = util::ingest(&pool, &path, &args).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let mut forced_args = args.to_vec();
+    forced_args.push("--force");
+    let forced = util::ingest(&pool, &path, &forced_args).await;
+    assert_ne!(forced.code, 0, "{}", forced.stdout);
+    assert!(
+        forced.stderr.contains("`source_bucket` and `source_key`"),
+        "{}",
+        forced.stderr
+    );
+    assert_eq!(
+        read_with_python_rows(&table),
+        10,
+        "the first run's rows stay"
+    );
+}
+
+fn read_with_python_rows(table: &Path) -> i64 {
+    // The table has no source columns: count rows only.
+    let script = r#"
+import sys
+from deltalake import DeltaTable, QueryBuilder
+dt = DeltaTable(sys.argv[1])
+print(QueryBuilder().register("t", dt).execute("SELECT count(*) FROM t").read_all().column(0)[0].as_py())
+"#;
+    let output = std::process::Command::new(python())
+        .args(["-c", script, table.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
