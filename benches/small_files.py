@@ -10,6 +10,10 @@ records each), then alternates, --runs times, over an emptied database:
                  database sees; Nagle's stall on each COPY's last write is paid per group
   small-alone    the small files one transaction each (--group-files 1), through the socket
   small-alone-tcp  the same over TCP: one stall per file (--alone-tcp; slow, off by default)
+  duckdb         with --duckdb: DuckDB's `read_json_objects` over the same small files, the
+                 same columns mapped in DuckDB SQL, streamed as CSV into one `COPY logs FROM
+                 STDIN` by psql (one transaction, no per-file tracking, no validation, ids
+                 random): what a general-purpose engine does with the same files
 Prints per-run and median wall time, records/s, files/s, and the goals' ratios: small files
 reach at least 1,000 files/s and half the records/s of the big files; over TCP they cost
 about what they cost through the socket.
@@ -59,6 +63,9 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=3)
     parser.add_argument("--alone-tcp", action="store_true", help="also one transaction per file over TCP")
+    parser.add_argument("--duckdb", action="store_true", help="also load the small files with DuckDB (see above)")
+    parser.add_argument("--duckdb-python", default=sys.executable,
+                        help="a Python with the duckdb module (pip install duckdb)")
     parser.add_argument("--database", default="ingestor_small_files")
     parser.add_argument("--data", default=str(ROOT / "bench-data" / "small-files"))
     parser.add_argument("--binary", default=os.environ.get("INGESTOR_BIN", str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "ingestor")))
@@ -97,21 +104,33 @@ def main():
              ("small-alone", "small", {}, ["--group-files", "1"])]
     if args.alone_tcp:
         modes.append(("small-alone-tcp", "small", {"INGESTOR_DATABASE_SOCKET": "off"}, ["--group-files", "1"]))
+    if args.duckdb:
+        check = subprocess.run([args.duckdb_python, "-c", "import duckdb"], capture_output=True)
+        if check.returncode != 0:
+            sys.exit(f"--duckdb: {args.duckdb_python} has no duckdb module: pip install duckdb "
+                     "(or pass --duckdb-python)")
+        modes.append(("duckdb", "small", {}, None))
 
     results = {name: [] for name, *_ in modes}
     for run in range(args.runs):
         for name, layout, env, extra in modes:
             sh("psql", url, "-qc", "TRUNCATE logs, processed_files, rejected_records; CHECKPOINT")
             files, records = layouts[layout]
-            cmd = [args.binary, "run", "--local-buckets", str(data / layout), "--bucket", "logs",
-                   "--json", "--quiet", "--concurrency", str(args.concurrency), *extra]
-            start = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True,
-                                  env={**os.environ, "DATABASE_URL": url, **env})
-            wall = time.perf_counter() - start
-            if proc.returncode != 0:
-                sys.exit(f"{name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-            done = sh("psql", url, "-Atc", "SELECT count(*) FROM processed_files WHERE status = 'COMPLETED'").stdout.strip()
+            if extra is None:
+                start = time.perf_counter()
+                duckdb_load(args, url, data / layout)
+                wall = time.perf_counter() - start
+                done = files
+            else:
+                cmd = [args.binary, "run", "--local-buckets", str(data / layout), "--bucket", "logs",
+                       "--json", "--quiet", "--concurrency", str(args.concurrency), *extra]
+                start = time.perf_counter()
+                proc = subprocess.run(cmd, capture_output=True, text=True,
+                                      env={**os.environ, "DATABASE_URL": url, **env})
+                wall = time.perf_counter() - start
+                if proc.returncode != 0:
+                    sys.exit(f"{name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+                done = sh("psql", url, "-Atc", "SELECT count(*) FROM processed_files WHERE status = 'COMPLETED'").stdout.strip()
             rows = sh("psql", url, "-Atc", "SELECT count(*) FROM logs").stdout.strip()
             if int(done) != files or int(rows) != files * records:
                 sys.exit(f"{name}: {done} files, {rows} rows; expected {files}, {files * records}")
@@ -133,6 +152,58 @@ def main():
     print(f"  grouped vs alone (socket)          {median['small-alone'] / median['small']:8.2f}x faster")
     if "small-alone-tcp" in median:
         print(f"  alone, TCP / socket                {median['small-alone-tcp'] / median['small-alone']:8.2f}")
+    if "duckdb" in median:
+        print(f"  small files/s / DuckDB files/s     {median['duckdb'] / median['small']:8.2f}  (aim > 1)")
+
+
+# The built-in transform's columns, mapped in DuckDB's SQL from each record's JSON text.
+DUCKDB_COLUMNS = [
+    ("id", "uuid()"),
+    ("timestamp", "COALESCE(TRY_CAST(json->>'timestamp' AS TIMESTAMPTZ), "
+                  "epoch_ms(TRY_CAST(json->>'time' AS BIGINT)))"),
+    ("level", "CASE json->>'level' WHEN '10' THEN 'trace' WHEN '20' THEN 'debug' WHEN '30' THEN 'info' "
+              "WHEN '40' THEN 'warn' WHEN '50' THEN 'error' WHEN '60' THEN 'fatal' ELSE json->>'level' END"),
+    ("method", "json->'req'->>'method'"),
+    ("url", "json->'req'->>'url'"),
+    ("query", "json->'req'->'query'"),
+    ("headers", "json->'req'->'headers'"),
+    ("params", "json->'req'->'params'"),
+    ("context", "json->>'context'"),
+    ("message", "COALESCE(json->>'message', json->>'msg')"),
+    ("hostname", "json->>'hostname'"),
+    ("auth_user_id", "TRY_CAST(json->>'authUserId' AS BIGINT)"),
+    ("pid", "TRY_CAST(json->>'pid' AS INTEGER)"),
+    ("remote_address", "json->'req'->>'remoteAddress'"),
+    ("remote_port", "TRY_CAST(json->'req'->>'remotePort' AS INTEGER)"),
+    ("processing_time_ms", "TRY_CAST(json->>'processingTimeMs' AS DOUBLE)"),
+    ("cache_hit", "TRY_CAST(json->>'cacheHit' AS BOOLEAN)"),
+    ("document_count", "TRY_CAST(json->>'documentCount' AS INTEGER)"),
+    ("last_updated", "TRY_CAST(json->>'lastUpdated' AS TIMESTAMPTZ)"),
+    ("raw_data", "json"),
+    ("request_id", "json->'req'->>'id'"),
+    ("source_bucket", "'logs'"),
+    ("source_key", "filename"),
+]
+
+
+def duckdb_load(args, url, folder):
+    """Loads the files under `folder` with DuckDB into `logs` (see the module's comment)."""
+    select = ", ".join(expr for _, expr in DUCKDB_COLUMNS)
+    # Every value quoted: a quoted field may hold a carriage return, an unquoted one may not.
+    script = (
+        "import duckdb, sys\n"
+        "duckdb.sql(sys.argv[1])\n"
+    )
+    query = (f"COPY (SELECT {select} FROM read_json_objects({str(folder / '**' / '*.json.gz')!r}, "
+             f"format = 'array', filename = true)) TO '/dev/stdout' (FORMAT csv, HEADER false, FORCE_QUOTE *)")
+    columns = ", ".join(f'"{name}"' for name, _ in DUCKDB_COLUMNS)
+    duck = subprocess.Popen([args.duckdb_python, "-c", script, query], stdout=subprocess.PIPE)
+    load = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qc",
+                           f"COPY logs ({columns}) FROM STDIN (FORMAT csv)"],
+                          stdin=duck.stdout, capture_output=True, text=True)
+    duck.stdout.close()
+    if duck.wait() != 0 or load.returncode != 0:
+        sys.exit(f"duckdb failed ({duck.returncode}, psql {load.returncode}):\n{load.stderr[-3000:]}")
 
 
 def s3_rounds(args, url, folder, layout):

@@ -43,7 +43,7 @@ pub const SMALL_FILE_BYTES: u64 = 256 << 10;
 
 /// Stored bytes of one group at most: what a group holds in memory is bounded like a
 /// file's chunk.
-pub const GROUP_BYTES: u64 = 4 << 20;
+pub const GROUP_BYTES: u64 = pipeline::GROUP_BYTES;
 
 /// What a task of a pass hands back: each file it took, with its report.
 type Done = Vec<(String, anyhow::Result<FileReport>)>;

@@ -23,7 +23,9 @@ use crate::jobs::{self, ChunkCounts, GroupEntry, Lease};
 use crate::sink::delta::group as delta_group;
 use crate::sink::postgres::ChunkCopy;
 use crate::sink::postgres::partitions::Slot;
-use crate::source::{ByteCounter, ObjectVersion};
+use crate::source::{
+    ByteCounter, ObjectVersion, SourceRef, decompress_whole, read_whole,
+};
 
 use super::commit::Encoded;
 use super::decode_stage;
@@ -36,6 +38,10 @@ use super::transform_stage::{encode_rows, transform_stage};
 /// Records per Arrow batch of a group's files: their decoders are made per file, and
 /// buffers for 4,096 records cost more to allocate and clear than 20 records to decode.
 const SMALL_BATCH_RECORDS: usize = 256;
+
+/// Stored bytes of one group at most, and so of a file read whole for a group: one
+/// replaced by a larger one since it was listed is read as a stream, alone.
+pub const GROUP_BYTES: u64 = 4 << 20;
 
 /// A claimed file that may join a group, its reading started ([`read_ahead`]).
 pub struct Member {
@@ -314,28 +320,13 @@ async fn encode_file(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, Fi
 /// run each batch through the row-wise transform and encode it. No threads or channels
 /// between stages: for a file of a few records, handing it over cost more than the work.
 async fn encode_small(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, FileError> {
-    let (bytes_tx, mut bytes_rx) = mpsc::channel(4);
-    let (version_tx, version_rx) = oneshot::channel();
-    let read = read_source(
-        task.source.clone(),
-        ByteCounter::default(),
-        Arc::clone(&ingest.limits),
-        bytes_tx,
-        Some(version_tx),
-    );
-    let collect = async {
-        let mut all = Vec::new();
-        while let Some(bytes) = bytes_rx.recv().await {
-            all.extend_from_slice(&bytes?);
-        }
-        Ok::<_, std::io::Error>(all)
-    };
-    let ((), all) = tokio::join!(read, collect);
-    let all = all.map_err(|cause| InputError::Read {
-        decompressed: 0,
-        compressed: 0,
-        cause,
-    })?;
+    let (all, version) = read_small(ingest, &task.source)
+        .await
+        .map_err(|cause| InputError::Read {
+            decompressed: 0,
+            compressed: 0,
+            cause,
+        })?;
     let name = SourceName {
         bucket: task.bucket.as_str().into(),
         key: task.key.as_str().into(),
@@ -380,8 +371,22 @@ async fn encode_small(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, F
         },
         rejects,
         next_checkpoint,
-        version: version_rx.await.ok(),
+        version: Some(version),
     })
+}
+
+/// Reads a small file whole and decompresses it in memory: one request or read, no
+/// read-ahead buffers (see [`crate::source::read_whole`]). A file found larger than a group
+/// takes (replaced since it was listed) fails here, and is ingested alone.
+async fn read_small(
+    ingest: &Ingest,
+    source: &SourceRef,
+) -> std::io::Result<(bytes::Bytes, ObjectVersion)> {
+    let (stored, version) = read_whole(source, GROUP_BYTES).await?;
+    events::bytes_read(stored.len() as u64);
+    ingest.limits.take_bytes(stored.len() as u64).await;
+    let content = decompress_whole(stored, ingest.settings.chunk_bytes).await?;
+    Ok((content, version))
 }
 
 /// A small file through the stages (whole-file transforms, Parquet input).

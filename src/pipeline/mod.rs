@@ -31,7 +31,7 @@ mod transform_stage;
 pub use crate::cancel::Cancel;
 pub use error::{FatalError, FileError};
 pub use file::{FileOptions, Resume, ingest_file, ingest_file_with, process_claimed};
-pub use group::{GroupDone, Member, ReadAhead, ingest_group, read_ahead};
+pub use group::{GROUP_BYTES, GroupDone, Member, ReadAhead, ingest_group, read_ahead};
 pub use preview::{Preview, preview};
 pub use report::{FileReport, Outcome};
 pub use settings::Settings;

@@ -113,6 +113,29 @@ pub async fn decompress(mut raw: BoxRead) -> std::io::Result<BoxRead> {
     }
 }
 
+/// Decompresses `stored`, a whole file in memory, like [`decompress`] does a stream (the
+/// same decoders, the same named faults); uncompressed content is returned as it is. Fails
+/// with `FileTooLarge` when the content is more than `at_most` bytes decompressed.
+pub async fn decompress_whole(stored: bytes::Bytes, at_most: usize) -> std::io::Result<bytes::Bytes> {
+    let Some(format) = Compression::detect(&stored[..stored.len().min(HEAD_BYTES)]) else {
+        return Ok(stored);
+    };
+    let mut content = Vec::with_capacity(stored.len().saturating_mul(8).min(at_most));
+    let mut decoder = Named {
+        inner: format.decoder(std::io::Cursor::new(stored)),
+        format,
+    }
+    .take(at_most as u64 + 1);
+    decoder.read_to_end(&mut content).await?;
+    if content.len() > at_most {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("more than {at_most} bytes decompressed"),
+        ));
+    }
+    Ok(content.into())
+}
+
 /// A fault of the source under a decoder, marked so that [`Named`] tells it from the
 /// decoder's own verdicts and hands it on as it was.
 #[derive(Debug)]
@@ -268,6 +291,52 @@ mod tests {
         assert!(
             error.get_ref().is_some_and(|e| e.is::<Network>()),
             "{error:?}"
+        );
+    }
+
+    fn gzip(content: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(content).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// A whole file in memory decodes like a stream: every member of a concatenated gzip,
+    /// uncompressed content as it is.
+    #[tokio::test]
+    async fn a_whole_file_decompresses_every_member() {
+        let mut stored = gzip(b"[{\"a\":1},");
+        stored.extend(gzip(b"{\"a\":2}]"));
+        let content = decompress_whole(stored.into(), 1 << 20).await.unwrap();
+        assert_eq!(&content[..], b"[{\"a\":1},{\"a\":2}]");
+        let plain = bytes::Bytes::from_static(b"{\"a\":1}\n");
+        assert_eq!(decompress_whole(plain.clone(), 4).await.unwrap(), plain);
+    }
+
+    /// A whole file's faults are the stream's: named after the format, permanent.
+    #[tokio::test]
+    async fn a_whole_file_cut_short_is_named_like_a_stream() {
+        let stored = gzip(&b"{\"a\":1}\n".repeat(100));
+        let error = decompress_whole(stored[..stored.len() / 2].to_vec().into(), 1 << 20)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof, "{error}");
+        assert!(error.to_string().starts_with("gzip stream cut short"), "{error}");
+    }
+
+    /// What a whole file may take decompressed is bounded: a small file that inflates to
+    /// more than that is refused (and read as a stream instead), never held whole.
+    #[tokio::test]
+    async fn a_whole_file_larger_than_allowed_decompressed_is_refused() {
+        let stored = gzip(&vec![b' '; 1 << 20]);
+        assert!(stored.len() < 4096, "{} bytes stored", stored.len());
+        let error = decompress_whole(stored.clone().into(), 64 << 10)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::FileTooLarge, "{error}");
+        assert_eq!(
+            decompress_whole(stored.into(), 1 << 20).await.unwrap().len(),
+            1 << 20
         );
     }
 }

@@ -18,7 +18,7 @@ mod version;
 pub mod walk;
 
 pub use counting::{ByteCounter, CountingReader};
-pub use input::{BoxRead, READ_BUFFER_BYTES, decompress};
-pub use location::{SourceRef, is_parquet, open, version};
+pub use input::{BoxRead, READ_BUFFER_BYTES, decompress, decompress_whole};
+pub use location::{SourceRef, is_parquet, open, read_whole, version};
 pub use parquet::{RAW_COLUMNS, read_parquet};
 pub use version::ObjectVersion;

@@ -293,7 +293,10 @@ impl PlanCache {
 
 /// A planned transform, ready to run piece after piece (row-wise) or over a file.
 pub struct Transform {
-    ctx: SessionContext,
+    /// The session's state as executions see it, made once: making it clones the session's
+    /// configuration and its registries of several hundred functions, which cost more than
+    /// running the plan over a small file's records.
+    task: Arc<TaskContext>,
     plan: Arc<dyn ExecutionPlan>,
     feed: Arc<Mutex<Feed>>,
     kind: PlanKind,
@@ -342,7 +345,7 @@ impl Transform {
         let plan = frame.create_physical_plan().await.map_err(plan_error)?;
         let kind = classify(&plan).map_err(|why| plan_error(DataFusionError::Plan(why)))?;
         Ok(Self {
-            ctx,
+            task: ctx.task_ctx(),
             plan,
             feed,
             kind,
@@ -372,7 +375,7 @@ impl Transform {
         // Every execution adds its metrics to the plan's nodes, and a file runs the plan once
         // per batch: run a copy with fresh state, so that nothing accumulates as a file goes on.
         self.plan = reset_plan_states(Arc::clone(&self.plan))?;
-        let stream = execute_stream(Arc::clone(&self.plan), self.ctx.task_ctx())?;
+        let stream = execute_stream(Arc::clone(&self.plan), Arc::clone(&self.task))?;
         let out: Vec<RecordBatch> = stream.try_collect().await?;
         Ok(out.into_iter().filter(|b| b.num_rows() > 0).collect())
     }
@@ -385,7 +388,7 @@ impl Transform {
         let (input, receiver) = mpsc::channel(1);
         self.feed.lock().expect("feed lock").file = Some(receiver);
         self.plan = reset_plan_states(Arc::clone(&self.plan))?;
-        let stream = execute_stream(Arc::clone(&self.plan), self.ctx.task_ctx())?;
+        let stream = execute_stream(Arc::clone(&self.plan), Arc::clone(&self.task))?;
         let output = stream
             .map_err(TransformError::Execute)
             .try_filter(|b| futures::future::ready(b.num_rows() > 0))
