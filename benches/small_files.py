@@ -189,11 +189,13 @@ DUCKDB_COLUMNS = [
 def duckdb_load(args, url, folder):
     """Loads the files under `folder` with DuckDB into `logs` (see the module's comment)."""
     select = ", ".join(expr for _, expr in DUCKDB_COLUMNS)
-    # Every value quoted: a quoted field may hold a carriage return, an unquoted one may not.
+    # No progress bar: DuckDB draws it on standard output, into the CSV, with carriage returns.
     script = (
         "import duckdb, sys\n"
+        "duckdb.sql('SET enable_progress_bar = false')\n"
         "duckdb.sql(sys.argv[1])\n"
     )
+    # Every value quoted: PostgreSQL's CSV takes a carriage return inside a quoted field only.
     query = (f"COPY (SELECT {select} FROM read_json_objects({str(folder / '**' / '*.json.gz')!r}, "
              f"format = 'array', filename = true)) TO '/dev/stdout' (FORMAT csv, HEADER false, FORCE_QUOTE *)")
     columns = ", ".join(f'"{name}"' for name, _ in DUCKDB_COLUMNS)

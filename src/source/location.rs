@@ -75,7 +75,7 @@ pub async fn read_whole(
     source: &SourceRef,
     at_most: u64,
 ) -> std::io::Result<(bytes::Bytes, ObjectVersion)> {
-    let too_large = |size: u64| {
+    let too_large = move |size: u64| {
         std::io::Error::new(
             std::io::ErrorKind::FileTooLarge,
             format!("{size} bytes, more than the {at_most} read whole"),
