@@ -23,9 +23,7 @@ use crate::jobs::{self, ChunkCounts, GroupEntry, Lease};
 use crate::sink::delta::group as delta_group;
 use crate::sink::postgres::ChunkCopy;
 use crate::sink::postgres::partitions::Slot;
-use crate::source::{
-    ByteCounter, ObjectVersion, SourceRef, decompress_whole, read_whole,
-};
+use crate::source::{ByteCounter, ObjectVersion, SourceRef, decompress_whole, read_whole};
 
 use super::commit::Encoded;
 use super::decode_stage;
@@ -42,6 +40,11 @@ const SMALL_BATCH_RECORDS: usize = 256;
 /// Stored bytes of one group at most, and so of a file read whole for a group: one
 /// replaced by a larger one since it was listed is read as a stream, alone.
 pub const GROUP_BYTES: u64 = 4 << 20;
+
+/// Decompressed bytes of a file read whole at most (less when `--chunk-mib` is less): one
+/// that inflates to more is streamed, alone. With a lake a file is one transaction however
+/// long, but what is held in memory stays bounded.
+const CONTENT_BYTES: usize = 64 << 20;
 
 /// A claimed file that may join a group, its reading started ([`read_ahead`]).
 pub struct Member {
@@ -320,13 +323,14 @@ async fn encode_file(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, Fi
 /// run each batch through the row-wise transform and encode it. No threads or channels
 /// between stages: for a file of a few records, handing it over cost more than the work.
 async fn encode_small(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, FileError> {
-    let (all, version) = read_small(ingest, &task.source)
-        .await
-        .map_err(|cause| InputError::Read {
-            decompressed: 0,
-            compressed: 0,
-            cause,
-        })?;
+    let (all, version) =
+        read_small(ingest, &task.source)
+            .await
+            .map_err(|cause| InputError::Read {
+                decompressed: 0,
+                compressed: 0,
+                cause,
+            })?;
     let name = SourceName {
         bucket: task.bucket.as_str().into(),
         key: task.key.as_str().into(),
@@ -385,7 +389,8 @@ async fn read_small(
     let (stored, version) = read_whole(source, GROUP_BYTES).await?;
     events::bytes_read(stored.len() as u64);
     ingest.limits.take_bytes(stored.len() as u64).await;
-    let content = decompress_whole(stored, ingest.settings.chunk_bytes).await?;
+    let at_most = ingest.settings.chunk_bytes.min(CONTENT_BYTES);
+    let content = decompress_whole(stored, at_most).await?;
     Ok((content, version))
 }
 
