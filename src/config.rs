@@ -331,6 +331,7 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
     };
     let limits = Limits::new(args.max_records_per_sec, args.max_bytes_per_sec);
     let kind = planned.kind().clone();
+    let one_row_each = planned.one_row_each();
     tracing::info!(transform = %transform.origin, plan = %kind, "transform planned");
     let plans = Arc::new(PlanCache::new(transform.clone(), settings.batch_records));
     plans.give_back(planned);
@@ -344,6 +345,7 @@ pub async fn ingest(pool: PgPool, args: &PipelineArgs) -> anyhow::Result<Ingest>
         settings,
         limits: Arc::new(limits),
         kind,
+        one_row_each,
         plans,
     })
 }

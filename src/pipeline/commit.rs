@@ -370,6 +370,7 @@ mod tests {
             settings: Settings::default(),
             limits: Arc::new(Limits::default()),
             kind: crate::transform::PlanKind::RowWise,
+            one_row_each: true,
             plans: Arc::new(crate::transform::PlanCache::new(
                 TransformSql::builtin(),
                 Settings::default().batch_records,

@@ -1,8 +1,12 @@
-//! Small files in groups: each file of a group is read, decoded, transformed and encoded on
-//! its own (a whole-file plan still runs once per file), then the rows of whole files go into
-//! one COPY and those files are completed in the same transaction (at most a chunk's records
-//! and bytes), each guarded by its own lease. Per file, what is left is one row of
-//! bookkeeping instead of a transaction.
+//! Small files in groups: each file of a group is read and decoded on its own, then the
+//! rows of whole files go into one COPY and those files are completed in the same
+//! transaction (at most a chunk's records and bytes), each guarded by its own lease. Per
+//! file, what is left is one row of bookkeeping instead of a transaction.
+//!
+//! A transform that gives one row for each record (a projection, as the built-in one) runs
+//! once over the records of all the files of a transaction: run per file, its fixed cost
+//! (an execution, arrays for each output column) was most of a 20-record file's. Any other
+//! transform runs per file, as do whole-file plans (once per file) and Parquet input.
 //!
 //! A file that cannot be ingested in its group (a read or decode fault, a row the database
 //! refuses, a lost lease anywhere in the group) is handed back to be ingested alone, by the
@@ -31,7 +35,7 @@ use super::error::{FileError, InputError};
 use super::read_stage::read_source;
 use super::report::{FileReport, Outcome};
 use super::task::{FileTask, Ingest};
-use super::transform_stage::{encode_rows, transform_stage};
+use super::transform_stage::{encode_rows, raw_json_bytes, transform_stage};
 
 /// Records per Arrow batch of a group's files: their decoders are made per file, and
 /// buffers for 4,096 records cost more to allocate and clear than 20 records to decode.
@@ -82,17 +86,57 @@ pub struct GroupDone {
     pub alone: Vec<usize>,
 }
 
-/// One file, encoded whole.
+/// One file, decoded whole, and encoded unless its records go through the transform with
+/// the other files' of its transaction.
 pub struct EncodedFile {
-    rows: Vec<RowsBuffer>,
-    /// The transform's output, kept for the Delta sink (empty without it).
-    batches: Vec<RecordBatch>,
-    /// The days of its rows (a table partitioned by day).
-    slots: Vec<Slot>,
+    body: Body,
     rejects: Vec<Reject>,
     counts: ChunkCounts,
     next_checkpoint: u64,
     version: Option<ObjectVersion>,
+}
+
+/// What a file brings to its transaction's COPY.
+enum Body {
+    /// Its RAW records, for a transform that gives one row for each (see
+    /// [`crate::transform::Transform::one_row_each`]): the transaction runs it once over
+    /// the records of all its files.
+    Raw(Vec<RecordBatch>),
+    /// Its rows, transformed and encoded on their own.
+    Encoded(Rows),
+}
+
+/// Rows encoded for COPY.
+#[derive(Default)]
+struct Rows {
+    data: Vec<RowsBuffer>,
+    /// The transform's output, kept for the Delta sink (empty without it).
+    batches: Vec<RecordBatch>,
+    /// The days of the rows (a table partitioned by day).
+    slots: Vec<Slot>,
+}
+
+impl Rows {
+    fn add(&mut self, mut other: Rows) {
+        self.data.append(&mut other.data);
+        self.batches.append(&mut other.batches);
+        for slot in other.slots {
+            if !self.slots.contains(&slot) {
+                self.slots.push(slot);
+            }
+        }
+    }
+}
+
+impl EncodedFile {
+    /// Bytes the file adds to its transaction's COPY: encoded, or estimated from its
+    /// records' JSON (each record's text, and about as much again in its columns).
+    fn size(&self) -> usize {
+        match &self.body {
+            Body::Encoded(rows) => rows.data.iter().map(|rows| rows.len()).sum(),
+            Body::Raw(batches) => 2 * batches.iter().map(raw_json_bytes).sum::<usize>(),
+        }
+    }
 }
 
 /// Ingests `members` as one group (see the module's comment). The files it cannot take are
@@ -128,7 +172,7 @@ pub async fn ingest_group(ingest: &Ingest, members: &mut [Member], cancel: &Canc
                 continue;
             }
         };
-        let size: usize = file.rows.iter().map(|rows| rows.len()).sum();
+        let size = file.size();
         if !ready.is_empty()
             && (records + file.next_checkpoint > chunk_records || bytes + size > chunk_bytes)
         {
@@ -151,7 +195,7 @@ pub async fn ingest_group(ingest: &Ingest, members: &mut [Member], cancel: &Canc
 async fn commit_transaction(
     ingest: &Ingest,
     members: &[Member],
-    ready: Vec<(usize, EncodedFile)>,
+    mut ready: Vec<(usize, EncodedFile)>,
     cancel: &Cancel,
     started: Instant,
     done: &mut GroupDone,
@@ -161,7 +205,7 @@ async fn commit_transaction(
         return;
     }
     // With a Delta sink, only first runs the table holds no commit of share the commit.
-    let ready = match &ingest.delta {
+    ready = match &ingest.delta {
         None => ready,
         Some(delta) => {
             let leases: Vec<&Lease> = ready.iter().map(|(i, _)| &members[*i].lease).collect();
@@ -189,7 +233,15 @@ async fn commit_transaction(
         return;
     }
     let commit_started = Instant::now();
-    match commit_group(ingest, members, &ready).await {
+    let rows = match transaction_rows(ingest, &mut ready).await {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::info!(files = ready.len(), %error, "the group's records cannot be transformed together: its files are ingested alone");
+            done.alone.extend(ready.iter().map(|(i, _)| *i));
+            return;
+        }
+    };
+    match commit_group(ingest, members, &ready, rows).await {
         Ok(true) => {
             tracing::debug!(files = ready.len(), "group committed");
             let mut records = Records::default();
@@ -225,16 +277,81 @@ async fn commit_transaction(
     }
 }
 
+/// The rows of a transaction's files: those encoded on their own, and the RAW records of
+/// the others through the transform together, in batches of up to `--batch-records`. Takes
+/// the files' bodies (a file handed back is read again, alone).
+async fn transaction_rows(
+    ingest: &Ingest,
+    ready: &mut [(usize, EncodedFile)],
+) -> Result<Rows, FileError> {
+    let mut rows = Rows::default();
+    let (mut raw, mut files) = (Vec::new(), 0);
+    for (_, file) in ready.iter_mut() {
+        match std::mem::replace(&mut file.body, Body::Raw(Vec::new())) {
+            Body::Raw(mut batches) => {
+                raw.append(&mut batches);
+                files += 1;
+            }
+            Body::Encoded(encoded) => rows.add(encoded),
+        }
+    }
+    if raw.is_empty() {
+        return Ok(rows);
+    }
+    let records: usize = raw.iter().map(RecordBatch::num_rows).sum();
+    let mut transform = ingest.plans.take().await?;
+    let mut given = 0;
+    let batch_records = ingest.settings.batch_records.max(1);
+    let schema = raw[0].schema();
+    let mut pieces = raw.into_iter().peekable();
+    while pieces.peek().is_some() {
+        let mut piece = Vec::new();
+        let mut n = 0;
+        while let Some(batch) = pieces.next_if(|b| n == 0 || n + b.num_rows() <= batch_records) {
+            n += batch.num_rows();
+            piece.push(batch);
+        }
+        // The COPY rows take about twice their records' JSON (see `EncodedFile::size`).
+        let reserve = 2 * piece.iter().map(raw_json_bytes).sum::<usize>();
+        let batch = arrow::compute::concat_batches(&schema, &piece)
+            .map_err(|e| FileError::Stage(format!("joining the group's records: {e}")))?;
+        let out = transform.run(vec![batch]).await?;
+        let encoded = encode_rows(ingest.postgres.as_ref(), None, &out, reserve).await?;
+        given += encoded.rows as usize;
+        rows.add(Rows {
+            data: if encoded.data.is_empty() {
+                Vec::new()
+            } else {
+                vec![encoded.data]
+            },
+            batches: match ingest.delta {
+                Some(_) => out,
+                None => Vec::new(),
+            },
+            slots: encoded.slots,
+        });
+    }
+    ingest.plans.give_back(transform);
+    if given != records {
+        return Err(FileError::Stage(format!(
+            "the transform gave {given} rows for {records} records, where it gives one each"
+        )));
+    }
+    tracing::debug!(files, records, "transformed together");
+    Ok(rows)
+}
+
 /// The group's transaction: every file's rows in one COPY, its rejects, and every file
 /// completed (guarded). False when a lease was lost (rolled back).
 async fn commit_group(
     ingest: &Ingest,
     members: &[Member],
     ready: &[(usize, EncodedFile)],
+    rows: Rows,
 ) -> Result<bool, FileError> {
     // Every day of the group gets its partition before the transaction opens.
     if let Some(days) = &ingest.partitions {
-        let mut slots: Vec<Slot> = ready.iter().flat_map(|(_, f)| f.slots.clone()).collect();
+        let mut slots = rows.slots.clone();
         slots.sort_unstable();
         slots.dedup();
         days.ensure(&slots).await?;
@@ -244,11 +361,7 @@ async fn commit_group(
     let delta_version = match &ingest.delta {
         Some(delta) => {
             let leases: Vec<&Lease> = ready.iter().map(|(i, _)| &members[*i].lease).collect();
-            let batches = ready
-                .iter()
-                .flat_map(|(_, file)| file.batches.iter().cloned())
-                .collect();
-            Some(delta_group::commit(delta, &leases, batches).await?)
+            Some(delta_group::commit(delta, &leases, rows.batches).await?)
         }
         None => None,
     };
@@ -263,12 +376,10 @@ async fn commit_group(
             FileError::Stage(format!("COPY of a group: {e}"))
         };
         let mut copy = ChunkCopy::new(&mut tx, sink);
-        for (_, file) in ready {
-            for rows in &file.rows {
-                if let Err(e) = copy.send(rows).await {
-                    copy.abort().await;
-                    return Err(failed(e));
-                }
+        for data in &rows.data {
+            if let Err(e) = copy.send(data).await {
+                copy.abort().await;
+                return Err(failed(e));
             }
         }
         copy.finish().await.map_err(failed)?;
@@ -343,6 +454,22 @@ async fn encode_small(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, F
         .limits
         .take_records(read + rejects.len() as u64)
         .await;
+    let counts = |ingested: u64| ChunkCounts {
+        ingested,
+        rejected: rejects.len() as u64,
+        filtered: read.saturating_sub(ingested),
+        read,
+    };
+    if ingest.one_row_each {
+        // Transformed with the other files of its transaction.
+        return Ok(EncodedFile {
+            counts: counts(read),
+            body: Body::Raw(batches),
+            rejects,
+            next_checkpoint,
+            version: Some(version),
+        });
+    }
     let mut transform = ingest.plans.take().await?;
     let mut rows = Vec::new();
     let mut kept = Vec::new();
@@ -364,15 +491,12 @@ async fn encode_small(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, F
     slots.sort_unstable();
     slots.dedup();
     Ok(EncodedFile {
-        rows,
-        batches: kept,
-        slots,
-        counts: ChunkCounts {
-            ingested,
-            rejected: rejects.len() as u64,
-            filtered: read.saturating_sub(ingested),
-            read,
-        },
+        counts: counts(ingested),
+        body: Body::Encoded(Rows {
+            data: rows,
+            batches: kept,
+            slots,
+        }),
         rejects,
         next_checkpoint,
         version: Some(version),
@@ -444,10 +568,9 @@ async fn encode_staged(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, 
         decoded_rx,
         encoded_tx,
     ));
+    let mut rows = Rows::default();
     let mut file = EncodedFile {
-        batches: Vec::new(),
-        rows: Vec::new(),
-        slots: Vec::new(),
+        body: Body::Raw(Vec::new()),
         rejects: Vec::new(),
         counts: ChunkCounts::default(),
         next_checkpoint: 0,
@@ -466,11 +589,11 @@ async fn encode_staged(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, 
                     file.rejects.append(&mut piece.rejects);
                     file.next_checkpoint = file.next_checkpoint.max(piece.next_checkpoint);
                     if !piece.rows_data.is_empty() {
-                        file.rows.push(piece.rows_data);
+                        rows.data.push(piece.rows_data);
                     }
                     for slot in piece.slots {
-                        if !file.slots.contains(&slot) {
-                            file.slots.push(slot);
+                        if !rows.slots.contains(&slot) {
+                            rows.slots.push(slot);
                         }
                     }
                 }
@@ -493,10 +616,11 @@ async fn encode_staged(ingest: &Ingest, task: &FileTask) -> Result<EncodedFile, 
     let _ = reader.await;
     collected?;
     if let Some(kept) = kept {
-        file.batches = kept
+        rows.batches = kept
             .await
             .map_err(|e| FileError::Stage(format!("keeping the file's output: {e}")))?;
     }
+    file.body = Body::Encoded(rows);
     file.version = version_rx.await.ok();
     Ok(file)
 }

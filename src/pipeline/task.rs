@@ -31,6 +31,9 @@ pub struct Ingest {
     pub limits: Arc<Limits>,
     /// How the transform runs over a file (row-wise, or once per file).
     pub kind: PlanKind,
+    /// The transform gives one row for each record (a projection): small files of a group
+    /// go through it together.
+    pub one_row_each: bool,
     /// The transform, planned once and reused file after file.
     pub plans: Arc<PlanCache>,
 }

@@ -272,7 +272,7 @@ fn lone_record(batch: &RecordBatch) -> Option<Lone> {
 }
 
 /// Bytes of JSON in a RAW batch (its `_raw` column).
-fn raw_json_bytes(batch: &arrow::record_batch::RecordBatch) -> usize {
+pub(super) fn raw_json_bytes(batch: &arrow::record_batch::RecordBatch) -> usize {
     use arrow::array::AsArray;
     batch
         .column_by_name(crate::decode::raw::RAW)

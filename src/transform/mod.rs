@@ -177,6 +177,25 @@ const ROW_WISE_STEPS: &[&str] = &[
     "UnnestExec",
 ];
 
+/// The steps of a plan that give exactly one output row for each input row, in order: a
+/// plan made of these alone (no filter, no unnest) can run over several files' records at
+/// once and still say how many rows each file gave.
+const ONE_ROW_EACH_STEPS: &[&str] = &[
+    "ProjectionExec",
+    "CoalesceBatchesExec",
+    "CooperativeExec",
+    "StreamingTableExec",
+];
+
+/// Whether each step of `plan` gives one row for each row it reads (see
+/// [`ONE_ROW_EACH_STEPS`]). A scan with a row limit pushed into it does not.
+fn one_row_each(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let name = plan.name();
+    let step = name.split('(').next().unwrap_or(name);
+    let limited = plan.fetch().is_some();
+    ONE_ROW_EACH_STEPS.contains(&step) && !limited && plan.children().into_iter().all(one_row_each)
+}
+
 /// The plan's step that reads `raw_logs`.
 const SCAN_STEP: &str = "StreamingTableExec";
 
@@ -300,6 +319,8 @@ pub struct Transform {
     plan: Arc<dyn ExecutionPlan>,
     feed: Arc<Mutex<Feed>>,
     kind: PlanKind,
+    /// Each input row gives exactly one output row (see [`one_row_each`]).
+    one_row_each: bool,
 }
 
 /// The file's RAW batches go in here, in order; dropping it ends the plan's input.
@@ -346,6 +367,7 @@ impl Transform {
         let kind = classify(&plan).map_err(|why| plan_error(DataFusionError::Plan(why)))?;
         Ok(Self {
             task: ctx.task_ctx(),
+            one_row_each: one_row_each(&plan),
             plan,
             feed,
             kind,
@@ -355,6 +377,13 @@ impl Transform {
     /// How the plan runs over a file.
     pub fn kind(&self) -> &PlanKind {
         &self.kind
+    }
+
+    /// Whether the plan gives exactly one row for each record it reads, in order (a
+    /// projection: no filter, no unnest, nothing whole-file). Small files' records then go
+    /// through it together, each file's row count known without running it per file.
+    pub fn one_row_each(&self) -> bool {
+        self.one_row_each
     }
 
     /// The columns the transform produces.
@@ -454,6 +483,36 @@ mod tests {
                 Some(10_413_792_000_000_000)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn only_a_projection_gives_one_row_for_each_record() {
+        let plan = |sql: &str| {
+            let sql = TransformSql {
+                text: sql.to_string(),
+                ..TransformSql::builtin()
+            };
+            async move { Transform::plan(&sql, 64).await.unwrap() }
+        };
+        assert!(
+            Transform::plan(&TransformSql::builtin(), 64)
+                .await
+                .unwrap()
+                .one_row_each()
+        );
+        assert!(
+            plan("SELECT msg, upper(level) AS l FROM raw_logs")
+                .await
+                .one_row_each()
+        );
+        for sql in [
+            "SELECT msg FROM raw_logs WHERE level = '30'",
+            "SELECT unnest([1, 2]) AS n, msg FROM raw_logs",
+            "SELECT msg FROM raw_logs LIMIT 3",
+            "SELECT level, count(*) AS n FROM raw_logs GROUP BY level",
+        ] {
+            assert!(!plan(sql).await.one_row_each(), "{sql}");
+        }
     }
 
     #[tokio::test]

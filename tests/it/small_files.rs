@@ -284,6 +284,73 @@ async fn three_workers_ingest_3000_small_objects_each_exactly_once(pool: PgPool)
     );
 }
 
+/// Each file's counts as `processed_files` has them, beside its rows in `logs`:
+/// (ingested, filtered, rows).
+async fn counts_per_file(pool: &PgPool) -> Vec<(i64, i64, i64)> {
+    sqlx::query_as(
+        "SELECT p.records_ingested, p.records_filtered, count(l.source_key) \
+         FROM processed_files p LEFT JOIN logs l ON l.source_key = p.s3_key \
+         GROUP BY p.s3_key, p.records_ingested, p.records_filtered ORDER BY p.s3_key",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// The built-in transform gives one row for each record: a transaction's files go through
+/// it together, once. A transform that filters runs per file. Either way each file keeps
+/// its own counts.
+#[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
+async fn grouped_files_keep_their_own_counts_whether_transformed_together_or_alone(pool: PgPool) {
+    let root = small_bucket(10, 20).await;
+    let args = run_args(&root);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = util::run_debug(&pool, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("transformed together files=10 records=200"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(counts_per_file(&pool).await, vec![(20, 0, 20); 10]);
+
+    sqlx::query("TRUNCATE logs, processed_files")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let builtin = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/transform.sql"),
+    )
+    .unwrap();
+    let sql = root.path().join("filter.sql");
+    std::fs::write(&sql, format!("{builtin}\nWHERE level <> '30'")).unwrap();
+    let mut filtered = args.clone();
+    filtered.extend(["--transform", sql.to_str().unwrap()]);
+    let run = util::run_debug(&pool, &filtered).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("transformed together"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("group committed files=10"),
+        "{}",
+        run.stderr
+    );
+    let counts = counts_per_file(&pool).await;
+    assert_eq!(counts.len(), 10);
+    for (ingested, filtered, rows) in &counts {
+        assert_eq!((ingested + filtered, *ingested), (20, *rows), "{counts:?}");
+    }
+    let dropped: i64 = counts.iter().map(|c| c.1).sum();
+    assert!(
+        dropped > 0 && dropped < 200,
+        "the filter drops some: {counts:?}"
+    );
+}
+
 #[sqlx::test(migrator = "ingestor::config::MIGRATOR")]
 async fn a_groups_transactions_hold_at_most_a_chunk_of_whole_files(pool: PgPool) {
     let root = small_bucket(10, 20).await;
